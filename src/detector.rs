@@ -1,0 +1,198 @@
+//! The inference pipeline: image -> preprocess -> backbone -> neck -> RPN -> RoI heads -> masks -> detections.
+//!
+//! Tensors stay on the model's device except at three deliberate read-backs, the small sequential parts:
+//! the RPN outputs (for top-k, decoding and NMS), the box head outputs (for per-class NMS) and the chosen
+//! class's 28x28 mask logits (for pasting). The reference RoIAlign also reads the pyramid back once.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::backbone::BackboneFeatures;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::image::BgrImage;
+use crate::model::MaskRcnn;
+use crate::neck::PyramidFeatures;
+use crate::output::{Detection, Detections};
+use crate::postprocess::BBox;
+use crate::postprocess::mask_paste::paste_mask;
+use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
+use crate::roi_heads::{BoxDetections, RoiAlignConfig, RoiFeatures, detect_boxes, roi_align};
+use crate::rpn::{Proposals, RpnLevelOutput, proposals};
+use crate::weights::{StateDict, load_state_dict};
+
+/// Wall time of each stage of one `predict` (the device is synchronised at each read-back).
+#[derive(Debug, Clone, Default)]
+pub struct StageTimings {
+    pub preprocess: Duration,
+    pub backbone_fpn: Duration,
+    pub rpn: Duration,
+    pub box_head: Duration,
+    pub mask_head: Duration,
+}
+
+impl StageTimings {
+    pub fn total(&self) -> Duration {
+        self.preprocess + self.backbone_fpn + self.rpn + self.box_head + self.mask_head
+    }
+}
+
+/// A loaded model ready to detect objects.
+pub struct Detector {
+    pub model: MaskRcnn,
+    pub config: ModelConfig,
+    pub device: Device,
+}
+
+/// Reads a tensor back to the host as f32, turning a device failure into an error.
+pub fn read_back<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
+    t.try_into_data()
+        .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })?
+        .try_into_vec::<f32>()
+        .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })
+}
+
+impl Detector {
+    /// Builds the model of `config` and fills it from a checkpoint's tensors.
+    pub fn new(config: ModelConfig, weights: StateDict, device: Device) -> Result<Self> {
+        let model = load_state_dict(MaskRcnn::new(&config, &device), weights)?;
+        Ok(Self { model, config, device })
+    }
+
+    /// Loads a safetensors checkpoint with mmdetection's key names.
+    pub fn from_safetensors(config: ModelConfig, path: impl AsRef<Path>, device: Device) -> Result<Self> {
+        Self::new(config, StateDict::from_safetensors_file(path)?, device)
+    }
+
+    pub fn preprocess(&self, img: &BgrImage) -> Preprocessed {
+        preprocess(img, &self.config.preprocess)
+    }
+
+    /// Backbone and FPN: C2..C5 and P2..P6.
+    pub fn features(&self, input: Tensor<4>) -> (BackboneFeatures, PyramidFeatures) {
+        let c = self.model.backbone.forward(input);
+        let p = self.model.neck.forward(c.clone());
+        (c, p)
+    }
+
+    /// The RPN head on P2..P6 (device tensors): logits `[1, A, H, W]` and deltas `[1, 4A, H, W]` per level.
+    pub fn rpn_head(&self, pyramid: &PyramidFeatures) -> Vec<(Tensor<4>, Tensor<4>)> {
+        pyramid.iter().map(|p| self.model.rpn_head.forward(p.clone())).collect()
+    }
+
+    /// RPN outputs read back, and the proposals made from them.
+    pub fn proposals(&self, pyramid: &PyramidFeatures, meta: &ImageMeta) -> Result<Proposals> {
+        let mut levels = Vec::with_capacity(pyramid.len());
+        for (cls, reg) in self.rpn_head(pyramid) {
+            let [_, _, height, width] = cls.dims();
+            levels.push(RpnLevelOutput { cls: read_back(cls, "rpn")?, reg: read_back(reg, "rpn")?, height, width });
+        }
+        Ok(proposals(&levels, &self.config.rpn, meta.img_shape))
+    }
+
+    /// P2..P5 as the RoI extractors see them.
+    pub fn roi_features(&self, pyramid: &PyramidFeatures) -> RoiFeatures {
+        RoiFeatures::new(pyramid[..4].to_vec(), self.config.rcnn.featmap_strides.clone())
+    }
+
+    fn roi_align_config(&self, output_size: usize) -> RoiAlignConfig {
+        let r = &self.config.rcnn;
+        RoiAlignConfig { output_size, sampling_ratio: r.sampling_ratio, finest_scale: r.finest_scale }
+    }
+
+    /// 7x7 RoI features of `rois`: `[N, 256, 7, 7]`.
+    pub fn bbox_roi_features(&self, features: &RoiFeatures, rois: &[BBox]) -> Tensor<4> {
+        roi_align(features, rois, &self.roi_align_config(self.config.rcnn.bbox_roi_size))
+    }
+
+    /// 14x14 RoI features of `rois`: `[N, 256, 14, 14]`.
+    pub fn mask_roi_features(&self, features: &RoiFeatures, rois: &[BBox]) -> Tensor<4> {
+        roi_align(features, rois, &self.roi_align_config(self.config.rcnn.mask_roi_size))
+    }
+
+    /// Box head on the proposals, then per-class NMS: boxes in resized-image coordinates.
+    pub fn detect_boxes(&self, features: &RoiFeatures, rois: &[BBox], meta: &ImageMeta) -> Result<BoxDetections> {
+        if rois.is_empty() {
+            return Ok(BoxDetections::default());
+        }
+        let (cls, reg) = self.model.roi_head.bbox_head.forward(self.bbox_roi_features(features, rois));
+        let (cls, reg) = (read_back(cls, "box head")?, read_back(reg, "box head")?);
+        Ok(detect_boxes(rois, &cls, &reg, &self.config.rcnn, meta.img_shape))
+    }
+
+    /// Mask logits of each detection's own class: `[N, 28, 28]` (device).
+    pub fn mask_logits(&self, features: &RoiFeatures, dets: &BoxDetections) -> Tensor<3> {
+        let logits = self.model.roi_head.mask_head.forward(self.mask_roi_features(features, &dets.boxes));
+        let [n, classes, h, w] = logits.dims();
+        let rows: Vec<i64> = dets.labels.iter().enumerate().map(|(i, &l)| (i * classes + l) as i64).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
+        logits.reshape([n * classes, h * w]).select(0, index).reshape([n, h, w])
+    }
+
+    /// Masks pasted into the original image, boxes rescaled to it: the final detections.
+    pub fn finish(&self, features: &RoiFeatures, dets: BoxDetections, meta: &ImageMeta) -> Result<Detections> {
+        let (ori_h, ori_w) = meta.ori_shape;
+        let mut out = Detections { image_width: ori_w, image_height: ori_h, items: Vec::with_capacity(dets.boxes.len()) };
+        if dets.boxes.is_empty() {
+            return Ok(out);
+        }
+        let logits = self.mask_logits(features, &dets);
+        let [_, m, _] = logits.dims();
+        let logits = read_back(logits, "mask head")?;
+        let (sx, sy) = (meta.scale_factor.0 as f32, meta.scale_factor.1 as f32);
+        let thr = self.config.rcnn.mask_thr_binary;
+        let pasted: Vec<_> = {
+            use rayon::prelude::*;
+            dets.boxes
+                .par_iter()
+                .zip(logits.par_chunks(m * m))
+                .map(|(b, l)| {
+                    let bbox = [b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy];
+                    let probs: Vec<f32> = l.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
+                    (bbox, paste_mask(&probs, m, &bbox, ori_w, ori_h, thr))
+                })
+                .collect()
+        };
+        for (((bbox, mask), score), label) in pasted.into_iter().zip(dets.scores).zip(dets.labels) {
+            let class_name = self.config.dataset.classes[label].clone();
+            out.items.push(Detection { bbox, score, label, class_name, mask });
+        }
+        Ok(out)
+    }
+
+    /// Detects objects in one image.
+    pub fn predict(&self, img: &BgrImage) -> Result<Detections> {
+        self.predict_timed(img).map(|(d, _)| d)
+    }
+
+    /// Decodes and detects objects in one image file.
+    pub fn predict_path(&self, path: impl AsRef<Path>) -> Result<Detections> {
+        self.predict(&BgrImage::open(path)?)
+    }
+
+    /// [`predict`](Self::predict) with the wall time of each stage.
+    pub fn predict_timed(&self, img: &BgrImage) -> Result<(Detections, StageTimings)> {
+        let mut t = StageTimings::default();
+        let mut clock = Instant::now();
+        let mut lap = |slot: &mut Duration| {
+            *slot = clock.elapsed();
+            clock = Instant::now();
+        };
+        let pre = self.preprocess(img);
+        let input = pre.to_tensor(&self.device);
+        lap(&mut t.preprocess);
+        let (_, pyramid) = self.features(input);
+        self.device.sync().map_err(|e| Error::Backend { stage: "backbone", message: format!("{e:?}") })?;
+        lap(&mut t.backbone_fpn);
+        let props = self.proposals(&pyramid, &pre.meta)?;
+        lap(&mut t.rpn);
+        let features = self.roi_features(&pyramid);
+        let dets = self.detect_boxes(&features, &props.boxes, &pre.meta)?;
+        lap(&mut t.box_head);
+        let out = self.finish(&features, dets, &pre.meta)?;
+        lap(&mut t.mask_head);
+        Ok((out, t))
+    }
+}

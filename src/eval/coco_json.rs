@@ -1,0 +1,42 @@
+//! Detections in the COCO results format (what mmdetection's `CocoMetric` writes and pycocotools reads).
+
+use serde::{Deserialize, Serialize};
+
+use super::rle::CocoRle;
+use crate::output::Detections;
+
+/// One result object: COCO's fields, plus the model's own `label` and `class`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CocoResult {
+    pub image_id: u64,
+    /// The dataset's category id (COCO: 1..90 with gaps).
+    pub category_id: u32,
+    /// The model's class index, 0..79.
+    pub label: usize,
+    pub class: String,
+    /// `[x, y, w, h]` in original pixels (no +1).
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub segmentation: CocoRle,
+}
+
+impl Detections {
+    /// One [`CocoResult`] per detection; `category_ids[label]` maps labels to the dataset's ids.
+    pub fn to_coco_results(&self, image_id: u64, category_ids: &[u32]) -> Vec<CocoResult> {
+        self.items
+            .iter()
+            .map(|d| {
+                let [x1, y1, x2, y2] = d.bbox;
+                CocoResult {
+                    image_id,
+                    category_id: category_ids[d.label],
+                    label: d.label,
+                    class: d.class_name.clone(),
+                    bbox: [x1, y1, x2 - x1, y2 - y1],
+                    score: d.score,
+                    segmentation: d.mask.to_coco_rle(),
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,115 @@
+//! Image decoding: any PNG or JPEG into 8-bit, 3-channel pixels, as OpenCV's `imread(IMREAD_COLOR)` gives them.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use crate::error::ImageError;
+
+/// An 8-bit image, row-major `H x W x 3`, channels in B, G, R order (what mmdetection's cv2 loader holds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BgrImage {
+    pub width: usize,
+    pub height: usize,
+    pub data: Vec<u8>,
+}
+
+impl BgrImage {
+    /// Wraps a `H x W x 3` BGR buffer, checking its length.
+    pub fn from_bgr(width: usize, height: usize, data: Vec<u8>) -> Result<Self, ImageError> {
+        if width == 0 || height == 0 || data.len() != width * height * 3 {
+            return Err(ImageError::BadBuffer { len: data.len(), height, width });
+        }
+        Ok(Self { width, height, data })
+    }
+
+    /// Wraps a `H x W x 3` RGB buffer (the `image` crate's order).
+    pub fn from_rgb(width: usize, height: usize, mut data: Vec<u8>) -> Result<Self, ImageError> {
+        if data.len() == width * height * 3 {
+            data.chunks_exact_mut(3).for_each(|px| px.swap(0, 2));
+        }
+        Self::from_bgr(width, height, data)
+    }
+
+    /// Reads and decodes an image file.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ImageError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
+        Self::decode(&bytes, &path.display().to_string())
+    }
+
+    /// Decodes an encoded image (PNG, JPEG). `origin` names it in errors.
+    ///
+    /// Like `cv2.imread(path, IMREAD_COLOR)`: EXIF orientation applied, gray replicated to 3 channels, alpha
+    /// dropped (not composited), 16-bit samples reduced by `>> 8`. PNG pixels are exact; JPEG pixels can differ
+    /// from libjpeg-turbo's by a grey level or two (a different IDCT and chroma upsampling).
+    pub fn decode(bytes: &[u8], origin: &str) -> Result<Self, ImageError> {
+        if bytes.is_empty() {
+            return Err(ImageError::EmptyFile { origin: origin.to_string() });
+        }
+        let decode_err = |e: image::ImageError| ImageError::Decode { origin: origin.to_string(), message: e.to_string() };
+        let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut decoder = reader.into_decoder().map_err(decode_err)?;
+        let orientation = decoder.orientation().map_err(decode_err)?;
+        let (width, height) = decoder.dimensions();
+        if width == 0 || height == 0 {
+            return Err(ImageError::NoPixels { origin: origin.to_string(), width, height });
+        }
+        let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
+        img.apply_orientation(orientation);
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let rgb: Vec<u8> = match img {
+            DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA16(_)
+            | DynamicImage::ImageRgb16(_)
+            | DynamicImage::ImageRgba16(_) => img.into_rgb16().into_raw().into_iter().map(|v| (v >> 8) as u8).collect(),
+            other => other.into_rgb8().into_raw(),
+        };
+        Self::from_rgb(w, h, rgb)
+    }
+
+    /// The same pixels in R, G, B order.
+    pub fn to_rgb(&self) -> Vec<u8> {
+        let mut out = self.data.clone();
+        out.chunks_exact_mut(3).for_each(|px| px.swap(0, 2));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, codecs::png::PngEncoder};
+
+    fn png(width: u32, height: u32, color: image::ExtendedColorType, raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PngEncoder::new(&mut out).write_image(raw, width, height, color).unwrap();
+        out
+    }
+
+    #[test]
+    fn gray_rgba_and_16_bit_become_bgr() {
+        let g = BgrImage::decode(&png(2, 1, image::ExtendedColorType::L8, &[7, 200]), "g").unwrap();
+        assert_eq!(g.data, vec![7, 7, 7, 200, 200, 200]);
+        let rgba = BgrImage::decode(&png(1, 1, image::ExtendedColorType::Rgba8, &[1, 2, 3, 0]), "a").unwrap();
+        assert_eq!(rgba.data, vec![3, 2, 1], "alpha is dropped, not composited");
+        let raw16: Vec<u8> = [0x1234u16, 0xff00, 0x00ff].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let c16 = BgrImage::decode(&png(1, 1, image::ExtendedColorType::Rgb16, &raw16), "c").unwrap();
+        assert_eq!(c16.data, vec![0x00, 0xff, 0x12]);
+    }
+
+    #[test]
+    fn bad_bytes_are_typed_errors() {
+        assert!(matches!(BgrImage::decode(&[], "e"), Err(ImageError::EmptyFile { .. })));
+        assert!(matches!(BgrImage::decode(b"not an image at all", "t"), Err(ImageError::Decode { .. })));
+        let mut cut = png(4, 4, image::ExtendedColorType::Rgb8, &[9; 48]);
+        cut.truncate(cut.len() / 2);
+        assert!(matches!(BgrImage::decode(&cut, "cut"), Err(ImageError::Decode { .. })));
+        assert!(matches!(BgrImage::open("/nonexistent/x.png"), Err(ImageError::Io { .. })));
+        assert!(matches!(BgrImage::from_bgr(2, 2, vec![0; 5]), Err(ImageError::BadBuffer { .. })));
+    }
+}

@@ -1,0 +1,60 @@
+//! FPN with GroupNorm (mmdet `FPN(norm_cfg=GN, act_cfg=None)`): C2..C5 -> P2..P6.
+
+use burn::module::Module;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{Device, Tensor};
+
+use crate::backbone::BackboneFeatures;
+use crate::layers::{ConvModule, ConvModuleConfig};
+
+/// Keys `lateral_convs.{0..3}.{conv,gn}.…`, `fpn_convs.{0..3}.{conv,gn}.…`.
+#[derive(Module, Debug)]
+pub struct Fpn {
+    pub lateral_convs: Vec<ConvModule>,
+    pub fpn_convs: Vec<ConvModule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FpnConfig {
+    pub in_channels: [usize; 4],
+    pub out_channels: usize,
+    pub num_groups: usize,
+    pub eps: f64,
+}
+
+/// P2..P6, strides 4..64, 256 channels each.
+pub type PyramidFeatures = [Tensor<4>; 5];
+
+impl FpnConfig {
+    pub fn init(&self, device: &Device) -> Fpn {
+        let conv = |cin, k| ConvModuleConfig::new(cin, self.out_channels, k, self.num_groups, self.eps).init(device);
+        Fpn {
+            lateral_convs: self.in_channels.iter().map(|&c| conv(c, 1)).collect(),
+            fpn_convs: self.in_channels.iter().map(|_| conv(self.out_channels, 3)).collect(),
+        }
+    }
+}
+
+impl Fpn {
+    pub fn forward(&self, features: BackboneFeatures) -> PyramidFeatures {
+        let mut laterals: Vec<Tensor<4>> =
+            features.into_iter().zip(&self.lateral_convs).map(|(c, conv)| conv.forward(c)).collect();
+        // Top-down: each level adds the nearest upsampling of the coarser one (an exact 2x: inputs are padded to 32).
+        for i in (1..laterals.len()).rev() {
+            let up = upsample_nearest_2x(laterals[i].clone());
+            laterals[i - 1] = laterals[i - 1].clone().add(up);
+        }
+        let outs: Vec<Tensor<4>> = laterals.into_iter().zip(&self.fpn_convs).map(|(l, conv)| conv.forward(l)).collect();
+        // P6 = max_pool2d(P5, kernel 1, stride 2): every other row and column of P5.
+        let p6 = max_pool2d(outs[3].clone(), MaxPoolOptions::new([1, 1]).with_stride([2, 2]));
+        let [p2, p3, p4, p5]: [Tensor<4>; 4] = outs.try_into().expect("four FPN levels");
+        [p2, p3, p4, p5, p6]
+    }
+}
+
+/// `F.interpolate(x, scale_factor=2, mode='nearest')`.
+fn upsample_nearest_2x(x: Tensor<4>) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w])
+}

@@ -1,0 +1,123 @@
+//! Non-maximum suppression exactly as mmcv's CPU `nms` and `batched_nms` (the code that made the fixtures).
+//!
+//! Written here rather than taken from `burn::vision::Nms` because the decisions must match mmcv bit for bit:
+//! areas without +1, `iou = inter / (area_i + area_j - inter)` in f32, suppression when strictly above the
+//! threshold, and `batched_nms`'s coordinate offsets per class (which shift boxes in f32 and so round).
+
+use super::box_coder::BBox;
+
+/// Above this many boxes mmcv's `batched_nms` runs one NMS per class instead of offsetting boxes.
+const SPLIT_THR: usize = 10_000;
+
+/// Indices of the kept boxes, by decreasing score.
+pub fn nms(boxes: &[BBox], scores: &[f32], iou_thr: f32) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..boxes.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let areas: Vec<f32> = boxes.iter().map(|b| (b[2] - b[0]) * (b[3] - b[1])).collect();
+    let mut suppressed = vec![false; boxes.len()];
+    let mut keep = Vec::new();
+    for (oi, &i) in order.iter().enumerate() {
+        if suppressed[i] {
+            continue;
+        }
+        keep.push(i);
+        let bi = &boxes[i];
+        for &j in &order[oi + 1..] {
+            if suppressed[j] {
+                continue;
+            }
+            let bj = &boxes[j];
+            let w = (bi[2].min(bj[2]) - bi[0].max(bj[0])).max(0.0);
+            let h = (bi[3].min(bj[3]) - bi[1].max(bj[1])).max(0.0);
+            let inter = w * h;
+            if inter / (areas[i] + areas[j] - inter) > iou_thr {
+                suppressed[j] = true;
+            }
+        }
+    }
+    keep
+}
+
+/// NMS within each group (`idxs`: RPN level or class), mmcv's `batched_nms`; indices by decreasing score.
+pub fn batched_nms(boxes: &[BBox], scores: &[f32], idxs: &[usize], iou_thr: f32) -> Vec<usize> {
+    if boxes.is_empty() {
+        return Vec::new();
+    }
+    // Shift each group by idx * (max coordinate + 1) so groups cannot overlap.
+    let max_coordinate = boxes.iter().flatten().copied().fold(f32::NEG_INFINITY, f32::max);
+    let shifted: Vec<BBox> = boxes
+        .iter()
+        .zip(idxs)
+        .map(|(b, &g)| {
+            let off = g as f32 * (max_coordinate + 1.0);
+            [b[0] + off, b[1] + off, b[2] + off, b[3] + off]
+        })
+        .collect();
+    if boxes.len() < SPLIT_THR {
+        return nms(&shifted, scores, iou_thr);
+    }
+    let mut groups: Vec<usize> = idxs.to_vec();
+    groups.sort_unstable();
+    groups.dedup();
+    let mut keep = Vec::new();
+    for g in groups {
+        let members: Vec<usize> = (0..boxes.len()).filter(|&i| idxs[i] == g).collect();
+        let b: Vec<BBox> = members.iter().map(|&i| shifted[i]).collect();
+        let s: Vec<f32> = members.iter().map(|&i| scores[i]).collect();
+        keep.extend(nms(&b, &s, iou_thr).into_iter().map(|k| members[k]));
+    }
+    // Kept indices in index order, then sorted by score (stable for ties).
+    keep.sort_unstable();
+    keep.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suppresses_strictly_above_threshold() {
+        let boxes = [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 5.0], [20.0, 20.0, 30.0, 30.0]];
+        // IoU of the first two is exactly 0.5: kept at threshold 0.5, suppressed below.
+        assert_eq!(nms(&boxes, &[0.9, 0.8, 0.7], 0.5), vec![0, 1, 2]);
+        assert_eq!(nms(&boxes, &[0.9, 0.8, 0.7], 0.49), vec![0, 2]);
+        assert_eq!(nms(&boxes, &[0.1, 0.8, 0.7], 0.49), vec![1, 2]);
+        assert!(nms(&[], &[], 0.5).is_empty());
+    }
+
+    #[test]
+    fn groups_do_not_suppress_each_other() {
+        let boxes = [[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]];
+        assert_eq!(batched_nms(&boxes, &[0.5, 0.9, 0.7], &[0, 1, 0], 0.5), vec![1, 2]);
+    }
+
+    #[test]
+    fn split_path_equals_offset_path_on_separable_groups() {
+        // 10 000+ boxes take the per-group loop; it must agree with the single offset NMS.
+        let n = SPLIT_THR + 10;
+        let boxes: Vec<BBox> = (0..n)
+            .map(|i| {
+                let x = (i % 97) as f32 * 3.0;
+                let y = (i / 97 % 13) as f32 * 2.0;
+                [x, y, x + 8.0 + (i % 5) as f32, y + 6.0 + (i % 7) as f32]
+            })
+            .collect();
+        let scores: Vec<f32> = (0..n).map(|i| ((i * 7919) % 10007) as f32 / 10007.0).collect();
+        let idxs: Vec<usize> = (0..n).map(|i| i % 4).collect();
+        let split = batched_nms(&boxes, &scores, &idxs, 0.5);
+        let mut one = Vec::new();
+        for g in 0..4 {
+            let m: Vec<usize> = (0..n).filter(|&i| idxs[i] == g).collect();
+            let b: Vec<BBox> = m.iter().map(|&i| boxes[i]).collect();
+            let s: Vec<f32> = m.iter().map(|&i| scores[i]).collect();
+            one.extend(nms(&b, &s, 0.5).into_iter().map(|k| m[k]));
+        }
+        let (mut split_sorted, mut one_sorted) = (split.clone(), one);
+        split_sorted.sort_unstable();
+        one_sorted.sort_unstable();
+        assert_eq!(split_sorted, one_sorted);
+        assert!(split.len() > 100);
+        assert!(split.windows(2).all(|w| scores[w[0]] >= scores[w[1]]));
+    }
+}

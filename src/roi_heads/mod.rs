@@ -1,0 +1,27 @@
+//! RoI heads: proposals -> RoIAlign -> box head -> per-class NMS -> RoIAlign -> mask head.
+
+mod bbox_head;
+mod bbox_postprocess;
+mod mask_head;
+pub mod roi_align;
+
+use burn::module::Module;
+use burn::tensor::Device;
+
+pub use bbox_head::{BBoxHead, BBoxHeadConfig};
+pub use bbox_postprocess::{BoxDetections, detect_boxes};
+pub use mask_head::{MaskHead, MaskHeadConfig};
+pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+
+/// mmdet `StandardRoIHead`: keys `bbox_head.…`, `mask_head.…`.
+#[derive(Module, Debug)]
+pub struct RoiHead {
+    pub bbox_head: BBoxHead,
+    pub mask_head: MaskHead,
+}
+
+impl RoiHead {
+    pub fn new(bbox: &BBoxHeadConfig, mask: &MaskHeadConfig, device: &Device) -> Self {
+        Self { bbox_head: bbox.init(device), mask_head: mask.init(device) }
+    }
+}

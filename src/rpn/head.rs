@@ -1,0 +1,40 @@
+//! mmdet `RPNHead`: a shared 3x3 conv + ReLU, then objectness (sigmoid, one per anchor) and box deltas.
+
+use burn::module::Module;
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+/// Keys `rpn_conv.{weight,bias}`, `rpn_cls.{weight,bias}`, `rpn_reg.{weight,bias}`.
+#[derive(Module, Debug)]
+pub struct RpnHead {
+    pub rpn_conv: Conv2d,
+    pub rpn_cls: Conv2d,
+    pub rpn_reg: Conv2d,
+}
+
+#[derive(Debug, Clone)]
+pub struct RpnHeadConfig {
+    pub channels: usize,
+    pub num_anchors: usize,
+}
+
+impl RpnHeadConfig {
+    pub fn init(&self, device: &Device) -> RpnHead {
+        let c = self.channels;
+        RpnHead {
+            rpn_conv: Conv2dConfig::new([c, c], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(device),
+            rpn_cls: Conv2dConfig::new([c, self.num_anchors], [1, 1]).init(device),
+            rpn_reg: Conv2dConfig::new([c, self.num_anchors * 4], [1, 1]).init(device),
+        }
+    }
+}
+
+impl RpnHead {
+    /// Objectness logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` of one pyramid level.
+    pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let x = relu(self.rpn_conv.forward(x));
+        (self.rpn_cls.forward(x.clone()), self.rpn_reg.forward(x))
+    }
+}

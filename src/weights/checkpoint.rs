@@ -1,0 +1,52 @@
+//! From what a user has (nothing, a `.pth`, a `.safetensors`) to the safetensors file the model loads.
+
+use std::path::{Path, PathBuf};
+
+use super::download::{cache_dir, fetch};
+use super::state_dict::StateDict;
+use crate::config::ModelConfig;
+use crate::error::WeightsError;
+
+/// Converts an mmdetection `.pth` checkpoint to safetensors with the same keys (written atomically).
+pub fn convert_pth(pth: &Path, out: &Path) -> Result<StateDict, WeightsError> {
+    let dict = StateDict::from_pth(pth)?;
+    dict.write_safetensors(out)?;
+    Ok(dict)
+}
+
+/// The safetensors file to load for `config`:
+/// - a `.safetensors` path is used as is;
+/// - a `.pth` path is converted once into the cache (`<cache>/converted/<stem>.safetensors`) and reused while
+///   it is newer than the `.pth`;
+/// - no path downloads the config's official checkpoint into the cache (sha256-checked), converts it once, and
+///   reuses the converted file after.
+pub fn resolve_weights(config: &ModelConfig, weights: Option<&Path>, progress: bool) -> Result<PathBuf, WeightsError> {
+    let converted_of = |pth: &Path| -> PathBuf {
+        let stem = pth.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
+        cache_dir().join("converted").join(format!("{stem}.safetensors"))
+    };
+    let pth = match weights {
+        Some(p) if p.extension().is_some_and(|e| e == "pth" || e == "pt") => p.to_path_buf(),
+        Some(p) => return Ok(p.to_path_buf()),
+        None => {
+            let dest = cache_dir().join(&config.checkpoint.file);
+            let out = converted_of(&dest);
+            if out.is_file() {
+                return Ok(out);
+            }
+            let prefix = config.checkpoint_hash_prefix().unwrap_or_default();
+            fetch(&config.checkpoint.url, &dest, prefix, progress)?;
+            dest
+        }
+    };
+    let out = converted_of(&pth);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if out.is_file() && modified(&out) >= modified(&pth) {
+        return Ok(out);
+    }
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir).map_err(|source| WeightsError::Io { path: dir.to_path_buf(), source })?;
+    }
+    convert_pth(&pth, &out)?;
+    Ok(out)
+}

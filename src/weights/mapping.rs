@@ -1,0 +1,158 @@
+//! The one place where mmdetection's state_dict keys meet the Burn modules.
+//!
+//! Module fields are named like the state_dict, so a key is the module path except that GroupNorm's
+//! `gamma`/`beta` are PyTorch's `weight`/`bias`, and a Linear's weight is stored transposed (`[out, in]`).
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::tensor::{Tensor, TensorData};
+
+use super::state_dict::{HostTensor, StateDict};
+use crate::error::WeightsError;
+
+/// How a module parameter appears in the checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    /// mmdetection key.
+    pub key: String,
+    /// PyTorch shape of the tensor in the checkpoint.
+    pub shape: Vec<usize>,
+    /// The checkpoint holds the transpose of the module's 2-D parameter.
+    pub transposed: bool,
+}
+
+/// Tracks the module path (`backbone.layer1.0.gn1.gamma`) and the innermost module type while Burn walks a model.
+#[derive(Default)]
+struct PathTracker {
+    names: Vec<String>,
+    types: Vec<String>,
+}
+
+impl PathTracker {
+    fn enter(&mut self, name: &str, container_type: &str) {
+        self.names.push(name.to_string());
+        self.types.push(container_type.to_string());
+    }
+
+    fn exit(&mut self) {
+        self.names.pop();
+        self.types.pop();
+    }
+
+    /// The checkpoint key and layout of the parameter at the current path.
+    fn spec(&self, shape: &[usize]) -> KeySpec {
+        let module = self.types.iter().rev().find(|t| t.starts_with("Struct:")).map(String::as_str);
+        let mut names = self.names.clone();
+        let mut transposed = false;
+        match (module, names.last().map(String::as_str)) {
+            (Some("Struct:GroupNorm"), Some("gamma")) => *names.last_mut().unwrap() = "weight".into(),
+            (Some("Struct:GroupNorm"), Some("beta")) => *names.last_mut().unwrap() = "bias".into(),
+            (Some("Struct:Linear"), Some("weight")) => transposed = true,
+            _ => {}
+        }
+        let shape = if transposed { shape.iter().rev().copied().collect() } else { shape.to_vec() };
+        KeySpec { key: names.join("."), shape, transposed }
+    }
+}
+
+struct SpecCollector {
+    path: PathTracker,
+    specs: Vec<KeySpec>,
+}
+
+impl ModuleVisitor for SpecCollector {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.specs.push(self.path.spec(&param.lazy_shape().to_vec()));
+    }
+}
+
+/// Every checkpoint key a module needs, in module order, with its PyTorch shape.
+pub fn expected_keys<M: Module>(module: &M) -> Vec<KeySpec> {
+    let mut collector = SpecCollector { path: PathTracker::default(), specs: Vec::new() };
+    module.visit(&mut collector);
+    collector.specs
+}
+
+struct Loader<'a> {
+    path: PathTracker,
+    tensors: &'a mut StateDict,
+}
+
+impl ModuleMapper for Loader<'_> {
+    fn enter_module(&mut self, name: &str, container_type: &str) {
+        self.path.enter(name, container_type);
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.exit();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let shape = param.lazy_shape().to_vec();
+        let spec = self.path.spec(&shape);
+        // `load_state_dict` validated every key and shape before mapping.
+        let HostTensor { data, shape: file_shape } =
+            self.tensors.tensors.remove(&spec.key).expect("validated key is present");
+        let data = if spec.transposed { transpose_2d(&data, file_shape[0], file_shape[1]) } else { data };
+        let device = param.lazy_device();
+        let tensor = Tensor::from_data(TensorData::new(data, shape), &device);
+        let id: ParamId = param.id;
+        param.transform_for_load(tensor, id)
+    }
+}
+
+fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; data.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = data[r * cols + c];
+        }
+    }
+    out
+}
+
+/// Fills every parameter of `module` from `state_dict`, after checking that the keys are exactly the module's
+/// and every shape matches: a missing, unexpected or misshapen tensor is an error naming it.
+pub fn load_state_dict<M: Module>(module: M, mut state_dict: StateDict) -> Result<M, WeightsError> {
+    let specs = expected_keys(&module);
+    let origin = state_dict.origin.clone();
+    let missing: Vec<String> =
+        specs.iter().filter(|s| !state_dict.tensors.contains_key(&s.key)).map(|s| s.key.clone()).collect();
+    let unexpected: Vec<String> = {
+        let wanted: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
+        state_dict.tensors.keys().filter(|k| !wanted.contains(k.as_str())).cloned().collect()
+    };
+    let hint = depth_hint(&unexpected, &missing);
+    if !unexpected.is_empty() {
+        return Err(WeightsError::Unexpected { origin, count: unexpected.len(), keys: unexpected, hint });
+    }
+    if !missing.is_empty() {
+        return Err(WeightsError::Missing { origin, count: missing.len(), keys: missing, hint });
+    }
+    for spec in &specs {
+        let found = &state_dict.tensors[&spec.key].shape;
+        if *found != spec.shape {
+            return Err(WeightsError::Shape { origin, key: spec.key.clone(), expected: spec.shape.clone(), found: found.clone() });
+        }
+    }
+    Ok(module.map(&mut Loader { path: PathTracker::default(), tensors: &mut state_dict }))
+}
+
+/// Names the likely cause when the only mismatch is the number of ResNet layer3 blocks (R-50 has 6, R-101 23).
+fn depth_hint(unexpected: &[String], missing: &[String]) -> String {
+    let in_layer3 = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| k.starts_with("backbone.layer3."));
+    if in_layer3(unexpected) && missing.is_empty() {
+        "; it has more backbone.layer3 blocks than the config: a ResNet-101 checkpoint for a ResNet-50 config?".into()
+    } else if in_layer3(missing) && unexpected.is_empty() {
+        "; it has fewer backbone.layer3 blocks than the config: a ResNet-50 checkpoint for a ResNet-101 config?".into()
+    } else {
+        String::new()
+    }
+}

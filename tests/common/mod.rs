@@ -1,0 +1,175 @@
+//! Shared helpers of the parity tests: fixture files, synthetic weights, error metrics.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, Tensor};
+use mask_rcnn_burn::eval::{CocoRle, DetRef};
+use mask_rcnn_burn::weights::synth::Manifest;
+use mask_rcnn_burn::{Detector, ModelConfig};
+use safetensors::SafeTensors;
+use serde::Deserialize;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// The synth-v1 R-50 seed-1 weights, regenerated from the manifest (checked against its checksums) and written
+/// once per process as a safetensors file with mmdetection's keys, for the real loader to read.
+pub fn synth_weights_file() -> &'static Path {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let manifest = Manifest::from_file(fixtures().join("r50_seed1.manifest.json")).expect("manifest");
+        let dict = manifest.generate().expect("synth weights match the manifest");
+        let path = std::env::temp_dir().join(format!("mask-rcnn-burn-r50-seed1-{}.safetensors", std::process::id()));
+        dict.write_safetensors(&path).expect("write synth weights");
+        path
+    })
+}
+
+pub fn r50_detector(device: Device) -> Detector {
+    let config = ModelConfig::named("r50-2x").unwrap();
+    Detector::from_safetensors(config, synth_weights_file(), device).expect("load synth weights")
+}
+
+/// A config for a fixture case: the 2x R-50 config, with the case's test scale when it overrides it.
+pub fn case_config(case: &str) -> ModelConfig {
+    let mut config = ModelConfig::named("r50-2x").unwrap();
+    if let Some(scale) = case_meta(case).scale_override {
+        config.preprocess.scale = scale;
+    }
+    config
+}
+
+#[derive(Deserialize)]
+pub struct CaseMeta {
+    pub image: String,
+    pub scale_override: Option<[u32; 2]>,
+    pub metainfo: MetaInfo,
+}
+
+#[derive(Deserialize)]
+pub struct MetaInfo {
+    pub ori_shape: [usize; 2],
+    pub img_shape: [usize; 2],
+    pub pad_shape: [usize; 2],
+    pub scale_factor: [f64; 2],
+}
+
+pub fn case_meta(case: &str) -> CaseMeta {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(case).join("meta.json")).unwrap()).unwrap()
+}
+
+#[derive(Deserialize)]
+pub struct CaseDetections {
+    pub input_stats: InputStats,
+    pub proposals: Vec<[f32; 5]>,
+    pub detections: Vec<FixtureDetection>,
+}
+
+#[derive(Deserialize)]
+pub struct InputStats {
+    pub shape: Vec<usize>,
+    pub sum: f64,
+    pub abs_sum: f64,
+    pub stride: usize,
+    pub sample: Vec<f64>,
+}
+
+#[derive(Deserialize)]
+pub struct FixtureDetection {
+    pub bbox: [f32; 4],
+    pub score: f32,
+    pub label: usize,
+    pub area: u64,
+    pub rle: CocoRle,
+}
+
+impl FixtureDetection {
+    pub fn as_ref(&self) -> DetRef {
+        DetRef { bbox: self.bbox, score: self.score, label: self.label }
+    }
+}
+
+pub fn case_detections(case: &str) -> CaseDetections {
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join(case).join("detections.json")).unwrap()).unwrap()
+}
+
+/// The stage tensors of r50_hopper_320 (see tests/fixtures/make_fixtures.py for the channel subsampling).
+pub struct Stages {
+    bytes: Vec<u8>,
+}
+
+/// A stored stage tensor; `channel_step` > 1 when only channels 0, k, 2k, ... were kept.
+pub struct StageTensor {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+    pub channel_step: usize,
+}
+
+impl Stages {
+    pub fn load() -> Self {
+        Self { bytes: std::fs::read(fixtures().join("r50_hopper_320/stages.safetensors")).unwrap() }
+    }
+
+    pub fn get(&self, name: &str) -> StageTensor {
+        let st = SafeTensors::deserialize(&self.bytes).unwrap();
+        let (key, step) = st
+            .names()
+            .into_iter()
+            .find_map(|k| {
+                if k == name {
+                    Some((k.to_string(), 1))
+                } else {
+                    k.strip_prefix(&format!("{name}@c")).map(|s| (k.to_string(), s.parse().unwrap()))
+                }
+            })
+            .unwrap_or_else(|| panic!("no stage {name}"));
+        let view = st.tensor(&key).unwrap();
+        let data = match view.dtype() {
+            safetensors::Dtype::F32 => view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
+            safetensors::Dtype::I64 => view.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
+            d => panic!("dtype {d:?}"),
+        };
+        StageTensor { shape: view.shape().to_vec(), data, channel_step: step }
+    }
+}
+
+/// Our tensor's values at the fixture's kept channels (dim 1), row-major.
+pub fn take_channels<const D: usize>(t: Tensor<D>, step: usize) -> Vec<f32> {
+    let dims = t.dims();
+    let data = t.into_data().try_into_vec::<f32>().unwrap();
+    if step == 1 {
+        return data;
+    }
+    let inner: usize = dims[2..].iter().product();
+    let mut out = Vec::new();
+    for n in 0..dims[0] {
+        for c in (0..dims[1]).step_by(step) {
+            let start = (n * dims[1] + c) * inner;
+            out.extend_from_slice(&data[start..start + inner]);
+        }
+    }
+    out
+}
+
+/// `||a - b|| / ||b||` and `max |a - b|`.
+pub fn errors(ours: &[f32], reference: &[f32]) -> (f64, f64) {
+    assert_eq!(ours.len(), reference.len(), "length");
+    let (mut num, mut den, mut max) = (0f64, 0f64, 0f64);
+    for (a, b) in ours.iter().zip(reference) {
+        let d = (*a as f64 - *b as f64).abs();
+        num += d * d;
+        den += (*b as f64) * (*b as f64);
+        max = max.max(d);
+    }
+    ((num / den.max(1e-30)).sqrt(), max)
+}
+
+/// Asserts a stage within relative L2 `rel` and max abs `abs`, printing the figures either way.
+pub fn assert_close(name: &str, ours: &[f32], reference: &[f32], rel: f64, abs: f64) {
+    let (r, m) = errors(ours, reference);
+    println!("{name}: rel L2 {r:.3e}, max abs {m:.3e} ({} values)", reference.len());
+    assert!(r <= rel && m <= abs, "{name}: rel L2 {r:.3e} (bound {rel:e}), max abs {m:.3e} (bound {abs:e})");
+}

@@ -1,0 +1,99 @@
+//! The checkpoint downloader against a local HTTP server on 127.0.0.1: a whole download, a wrong hash, a cut
+//! connection that the next call resumes with a Range request.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use mask_rcnn_burn::error::WeightsError;
+use mask_rcnn_burn::weights::download::{fetch, sha256_file};
+
+/// Serves `body` for a bounded number of requests; the first `cut_first` responses stop after half the body.
+/// Records each request's Range header.
+fn serve(body: Vec<u8>, requests: usize, cut_first: usize) -> (String, Arc<Mutex<Vec<Option<String>>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/ckpt_20200101-00000000.pth", listener.local_addr().unwrap());
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    std::thread::spawn(move || {
+        for (n, stream) in listener.incoming().take(requests).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = Some(v.trim().trim_end_matches('-').to_string());
+                }
+            }
+            seen.lock().unwrap().push(range.clone());
+            let start: usize = range.as_deref().map(|r| r.parse().unwrap()).unwrap_or(0);
+            let rest = &body[start..];
+            let status = if start > 0 { "206 Partial Content" } else { "200 OK" };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", rest.len());
+            stream.write_all(head.as_bytes()).unwrap();
+            let send = if n < cut_first { &rest[..rest.len() / 2] } else { rest };
+            stream.write_all(send).ok();
+            // Dropping the stream closes the connection, mid-body when cut.
+        }
+    });
+    (url, log)
+}
+
+fn body() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-dl-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("ckpt.pth")
+}
+
+fn sha_of(bytes: &[u8]) -> String {
+    let p = std::env::temp_dir().join(format!("mask-rcnn-burn-dl-sha-{}", std::process::id()));
+    std::fs::write(&p, bytes).unwrap();
+    sha256_file(&p).unwrap()
+}
+
+#[test]
+fn downloads_verifies_and_then_reuses() {
+    let (url, log) = serve(body(), 1, 0);
+    let dest = scratch("ok");
+    let sha = sha_of(&body());
+    fetch(&url, &dest, &sha[..8], false).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body());
+    // Present and verified: no second request (the server would refuse it).
+    fetch(&url, &dest, &sha[..8], false).unwrap();
+    assert_eq!(log.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn a_wrong_hash_is_an_error_and_leaves_no_file() {
+    let (url, _) = serve(body(), 1, 0);
+    let dest = scratch("badhash");
+    let e = fetch(&url, &dest, "deadbeef", false).unwrap_err();
+    assert!(matches!(&e, WeightsError::HashMismatch { expected, .. } if expected == "deadbeef"), "{e}");
+    assert!(!dest.exists());
+    assert!(!dest.with_extension("pth.part").exists());
+}
+
+#[test]
+fn a_cut_connection_resumes_where_it_stopped() {
+    let (url, log) = serve(body(), 2, 1);
+    let dest = scratch("cut");
+    let sha = sha_of(&body());
+    let e = fetch(&url, &dest, &sha[..8], false).unwrap_err();
+    assert!(matches!(e, WeightsError::Download { .. }), "{e}");
+    assert!(e.to_string().contains("resume"), "{e}");
+    assert!(!dest.exists(), "a partial download must not take the final name");
+    let part = std::fs::metadata(dest.with_extension("pth.part")).unwrap().len();
+    assert_eq!(part, 150_000);
+    fetch(&url, &dest, &sha[..8], false).unwrap();
+    assert_eq!(std::fs::read(&dest).unwrap(), body());
+    assert_eq!(*log.lock().unwrap(), vec![None, Some("150000".to_string())]);
+}

@@ -1,0 +1,145 @@
+//! Parity with mmdetection on the flex backend: stage by stage on r50_hopper_320, end to end on all cases.
+//! Weights: synth-v1, regenerated from the manifest (tests/common).
+
+mod common;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use common::*;
+use mask_rcnn_burn::eval::{DetRef, box_iou, decode_dense, mask_overlap, match_detections};
+use mask_rcnn_burn::{BgrImage, Detector};
+
+fn detector_for(case: &str) -> Detector {
+    let mut d = r50_detector(Device::flex());
+    d.config = case_config(case);
+    d
+}
+
+fn image_of(case: &str) -> BgrImage {
+    BgrImage::open(fixtures().join("images").join(case_meta(case).image)).unwrap()
+}
+
+fn rows(t: &StageTensor, width: usize) -> Vec<[f32; 4]> {
+    assert_eq!(width, 4);
+    t.data.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect()
+}
+
+#[test]
+fn hopper_320_stage_by_stage() {
+    let case = "r50_hopper_320";
+    let det = detector_for(case);
+    let stages = Stages::load();
+    let pre = det.preprocess(&image_of(case));
+    let input = pre.to_tensor(&det.device);
+
+    let stem = det.model.backbone.stem(input.clone());
+    let want = stages.get("stem");
+    assert_close("stem", &take_channels(stem, want.channel_step), &want.data, 1e-4, 1e-2);
+
+    let (c, p) = det.features(input);
+    for (i, t) in c.iter().enumerate() {
+        let want = stages.get(&format!("C{}", i + 2));
+        assert_close(&format!("C{}", i + 2), &take_channels(t.clone(), want.channel_step), &want.data, 1e-4, 1e-2);
+    }
+    for (i, t) in p.iter().enumerate() {
+        let want = stages.get(&format!("P{}", i + 2));
+        assert_close(&format!("P{}", i + 2), &take_channels(t.clone(), want.channel_step), &want.data, 1e-4, 1e-2);
+    }
+
+    for (i, (cls, reg)) in det.rpn_head(&p).into_iter().enumerate() {
+        let lvl = i + 2;
+        assert_close(&format!("rpn_cls_score_P{lvl}"), &take_channels(cls, 1), &stages.get(&format!("rpn_cls_score_P{lvl}")).data, 1e-4, 1e-2);
+        assert_close(&format!("rpn_bbox_pred_P{lvl}"), &take_channels(reg, 1), &stages.get(&format!("rpn_bbox_pred_P{lvl}")).data, 1e-4, 1e-2);
+    }
+
+    // Proposals: at least 99% of mmdetection's matched by one of ours with IoU >= 0.99.
+    let ours = det.proposals(&p, &pre.meta).unwrap();
+    let theirs = rows(&stages.get("proposals_bboxes"), 4);
+    assert_eq!(ours.boxes.len(), theirs.len());
+    let a = |b: &[f32; 4]| DetRef { bbox: *b, score: 0.0, label: 0 };
+    let matched = match_detections(&theirs.iter().map(a).collect::<Vec<_>>(), &ours.boxes.iter().map(a).collect::<Vec<_>>(), 0.99, 1.0).len();
+    println!("proposals matched: {matched} / {}", theirs.len());
+    assert!(matched * 100 >= theirs.len() * 99, "only {matched} of {} proposals matched", theirs.len());
+
+    // RoI features and box head on mmdetection's own proposals.
+    let features = det.roi_features(&p);
+    let roi_feats = det.bbox_roi_features(&features, &theirs);
+    let want = stages.get("bbox_roi_feats_first64");
+    let first64 = roi_feats.clone().slice([0..64]);
+    assert_close("bbox_roi_feats_first64", &take_channels(first64, want.channel_step), &want.data, 1e-4, 1e-2);
+    let (cls, reg) = det.model.roi_head.bbox_head.forward(roi_feats);
+    assert_close("bbox_head_cls_score", &take_channels(cls, 1), &stages.get("bbox_head_cls_score").data, 1e-4, 1e-2);
+    assert_close("bbox_head_bbox_pred", &take_channels(reg, 1), &stages.get("bbox_head_bbox_pred").data, 1e-4, 1e-2);
+
+    // Mask branch on mmdetection's own detections (resized frame).
+    let dets = rows(&stages.get("det_resized_bboxes"), 4);
+    let want = stages.get("mask_roi_feats_first16");
+    let mask_feats = det.mask_roi_features(&features, &dets);
+    assert_close("mask_roi_feats_first16", &take_channels(mask_feats.clone().slice([0..16]), want.channel_step), &want.data, 1e-4, 1e-2);
+    let labels: Vec<usize> = stages.get("det_resized_labels").data.iter().map(|v| *v as usize).collect();
+    let logits = det.model.roi_head.mask_head.forward(mask_feats);
+    let [n, classes, h, w] = logits.dims();
+    let rows_idx: Vec<i64> = labels.iter().enumerate().map(|(i, &l)| (i * classes + l) as i64).collect();
+    let index = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(rows_idx, [n]), &det.device);
+    let picked = logits.reshape([n * classes, h * w]).select(0, index);
+    assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
+}
+
+/// End to end from the PNG: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),
+/// and total mask intersection / union over the matched pairs >= 0.99.
+fn end_to_end(case: &str) {
+    let det = detector_for(case);
+    let ours = det.predict(&image_of(case)).unwrap();
+    let fixture = case_detections(case);
+    let reference: Vec<DetRef> = fixture.detections.iter().map(FixtureDetection::as_ref).collect();
+    let candidates: Vec<DetRef> = ours.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();
+    let pairs = match_detections(&reference, &candidates, 0.98, 2e-3);
+    let (mut inter, mut union) = (0u64, 0u64);
+    for &(r, o) in &pairs {
+        let theirs = decode_dense(&fixture.detections[r].rle).expect("fixture RLE");
+        assert_eq!(theirs.iter().filter(|v| **v != 0).count() as u64, fixture.detections[r].area);
+        let (i, u) = mask_overlap(&ours.items[o].mask.to_dense(), &theirs);
+        inter += i;
+        union += u;
+    }
+    let mean_iou = pairs.iter().map(|&(r, o)| box_iou(&reference[r].bbox, &candidates[o].bbox)).sum::<f32>() / pairs.len().max(1) as f32;
+    let mask_ratio = inter as f64 / union.max(1) as f64;
+    println!(
+        "{case}: {} of {} detections matched (ours {}), mean box IoU {mean_iou:.5}, mask I/U {mask_ratio:.5}",
+        pairs.len(),
+        reference.len(),
+        ours.len()
+    );
+    assert!(reference.len() == 100, "fixture has {} detections", reference.len());
+    assert!(pairs.len() >= 98, "{case}: only {} of 100 detections matched", pairs.len());
+    assert!(mask_ratio >= 0.99, "{case}: mask intersection/union {mask_ratio}");
+}
+
+#[test]
+fn hopper_320_end_to_end() {
+    end_to_end("r50_hopper_320");
+}
+
+#[test]
+fn hopper_default_end_to_end() {
+    end_to_end("r50_hopper_default");
+}
+
+#[test]
+fn coffee_default_end_to_end() {
+    end_to_end("r50_coffee_default");
+}
+
+#[test]
+fn no_detection_above_threshold_is_an_empty_result() {
+    let mut det = detector_for("r50_hopper_320");
+    det.config.rcnn.score_thr = 1.0;
+    let out = det.predict(&image_of("r50_hopper_320")).unwrap();
+    assert!(out.is_empty());
+    assert_eq!((out.image_width, out.image_height), (640, 480));
+    // A 1x1 image runs through every stage too.
+    let tiny = BgrImage::from_bgr(1, 1, vec![0, 128, 255]).unwrap();
+    det.config.rcnn.score_thr = 0.05;
+    det.config.preprocess.scale = [64, 64];
+    let out = det.predict(&tiny).unwrap();
+    assert!(out.items.iter().all(|d| d.mask.image_width == 1 && d.mask.image_height == 1));
+}
