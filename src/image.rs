@@ -97,7 +97,7 @@ mod tests {
         assert_eq!(g.data, vec![7, 7, 7, 200, 200, 200]);
         let rgba = BgrImage::decode(&png(1, 1, image::ExtendedColorType::Rgba8, &[1, 2, 3, 0]), "a").unwrap();
         assert_eq!(rgba.data, vec![3, 2, 1], "alpha is dropped, not composited");
-        let raw16: Vec<u8> = [0x1234u16, 0xff00, 0x00ff].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let raw16: Vec<u8> = [0x1234u16, 0xff00, 0x00ff].iter().flat_map(|v| v.to_ne_bytes()).collect();
         let c16 = BgrImage::decode(&png(1, 1, image::ExtendedColorType::Rgb16, &raw16), "c").unwrap();
         assert_eq!(c16.data, vec![0x00, 0xff, 0x12]);
     }

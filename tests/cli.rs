@@ -85,10 +85,11 @@ fn bad_input_is_a_one_line_error_and_no_output() {
     std::fs::write(&text, "hello, this is text").unwrap();
     let empty = scratch("empty.png");
     std::fs::write(&empty, b"").unwrap();
+    let missing = scratch("missing.png");
     let not_ckpt = scratch("not_a_checkpoint.pth");
     std::fs::write(&not_ckpt, b"PK\x03\x04 this is not a zip archive at all").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec![s(&scratch("missing.png")), "--weights", s(weights)], "missing.png"),
+        (vec![s(&missing), "--weights", s(weights)], "missing.png"),
         (vec![s(&text), "--weights", s(weights)], "cannot be decoded"),
         (vec![s(&empty), "--weights", s(weights)], "empty"),
         (vec![s(&good), "--model", "r152-9x", "--weights", s(weights)], "unknown model config"),

@@ -8,7 +8,7 @@ use burn::tensor::Device;
 use common::fixtures;
 use mask_rcnn_burn::error::WeightsError;
 use mask_rcnn_burn::model::MaskRcnn;
-use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys, load_state_dict};
+use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys};
 use mask_rcnn_burn::{Detector, Error, ModelConfig};
 use safetensors::Dtype;
 
