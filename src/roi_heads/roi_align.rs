@@ -101,28 +101,21 @@ fn tap(height: usize, width: usize, y: f32, x: f32) -> Tap {
     if y < -1.0 || y > h || x < -1.0 || x > w {
         return Tap::default();
     }
-    let (mut y, mut x) = (y.max(0.0), x.max(0.0));
-    let (mut y_low, mut x_low) = (y as usize, x as usize);
-    let y_high = if y_low >= height - 1 {
-        y_low = height - 1;
-        y = y_low as f32;
-        y_low
-    } else {
-        y_low + 1
-    };
-    let x_high = if x_low >= width - 1 {
-        x_low = width - 1;
-        x = x_low as f32;
-        x_low
-    } else {
-        x_low + 1
-    };
+    let (y_low, y_high, y) = neighbours(y.max(0.0), height);
+    let (x_low, x_high, x) = neighbours(x.max(0.0), width);
     let (ly, lx) = (y - y_low as f32, x - x_low as f32);
     let (hy, hx) = (1.0 - ly, 1.0 - lx);
     Tap {
         pos: [y_low * width + x_low, y_low * width + x_high, y_high * width + x_low, y_high * width + x_high],
         w: [hy * hx, hy * lx, ly * hx, ly * lx],
     }
+}
+
+/// The two grid lines around `v` along an axis of `size` samples; past the last one, both are the last and `v`
+/// snaps onto it (mmcv's border rule).
+fn neighbours(v: f32, size: usize) -> (usize, usize, f32) {
+    let low = v as usize;
+    if low >= size - 1 { (size - 1, size - 1, (size - 1) as f32) } else { (low, low + 1, v) }
 }
 
 /// mmcv `ROIAlignForward` (CPU) for one RoI: `dst` is `[C, S, S]`.

@@ -66,7 +66,7 @@ impl StateDict {
         let io = |e: std::io::Error| WeightsError::Io { path: path.to_path_buf(), source: e };
         let bytes = self.to_safetensors_bytes()?;
         // Write beside the target, then rename: a reader never sees half a file.
-        let tmp = path.with_extension("safetensors.tmp");
+        let tmp = path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
         std::fs::write(&tmp, bytes).map_err(io)?;
         std::fs::rename(&tmp, path).map_err(io)
     }

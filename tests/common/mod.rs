@@ -16,14 +16,18 @@ pub fn fixtures() -> PathBuf {
 }
 
 /// The synth-v1 R-50 seed-1 weights, regenerated from the manifest (checked against its checksums) and written
-/// once per process as a safetensors file with mmdetection's keys, for the real loader to read.
+/// as a safetensors file with mmdetection's keys, for the real loader to read. The file (174 MiB) is shared by
+/// test processes and runs: rewritten (atomically) only when its bytes differ from the regenerated ones.
 pub fn synth_weights_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
     FILE.get_or_init(|| {
         let manifest = Manifest::from_file(fixtures().join("r50_seed1.manifest.json")).expect("manifest");
         let dict = manifest.generate().expect("synth weights match the manifest");
-        let path = std::env::temp_dir().join(format!("mask-rcnn-burn-r50-seed1-{}.safetensors", std::process::id()));
-        dict.write_safetensors(&path).expect("write synth weights");
+        let path = std::env::temp_dir().join("mask-rcnn-burn-synth-v1-r50-seed1.safetensors");
+        let bytes = dict.to_safetensors_bytes().expect("serialise synth weights");
+        if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+            dict.write_safetensors(&path).expect("write synth weights");
+        }
         path
     })
 }
