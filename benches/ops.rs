@@ -1,0 +1,32 @@
+//! Single operations on flex, to see where the pipeline's time goes.
+//!
+//!     cargo bench --bench ops
+
+use std::time::Duration;
+
+use burn::nn::GroupNormConfig;
+use burn::nn::conv::Conv2dConfig;
+use burn::nn::PaddingConfig2d;
+use burn::tensor::{Device, Distribution, Tensor};
+use criterion::{Criterion, criterion_group, criterion_main};
+use mask_rcnn_burn::layers::group_norm;
+
+fn ops(c: &mut Criterion) {
+    let device = Device::flex();
+    let mut g = c.benchmark_group("ops");
+    g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
+    let x = Tensor::<4>::random([1, 256, 200, 304], Distribution::Default, &device);
+    let gn = GroupNormConfig::new(32, 256).init(&device);
+    g.bench_function("gn_relu_256x200x304", |b| b.iter(|| { let y = group_norm::<true>(x.clone(), &gn); device.sync().unwrap(); y }));
+    g.bench_function("burn_gn_256x200x304", |b| b.iter(|| { let y = gn.forward(x.clone()); device.sync().unwrap(); y }));
+    g.bench_function("copy_out_in_256x200x304", |b| b.iter(|| { let d = x.clone().into_data(); Tensor::<4>::from_data(d, &device) }));
+    let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
+    g.bench_function("conv3x3_256x200x304", |b| b.iter(|| { let y = conv.forward(x.clone()); device.sync().unwrap(); y }));
+    let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
+    g.bench_function("conv3x3_1000x256x7x7", |b| b.iter(|| { let y = conv.forward(r.clone()); device.sync().unwrap(); y }));
+    g.bench_function("gn_relu_1000x256x7x7", |b| b.iter(|| { let y = group_norm::<true>(r.clone(), &gn); device.sync().unwrap(); y }));
+    g.finish();
+}
+
+criterion_group!(benches, ops);
+criterion_main!(benches);

@@ -1,0 +1,88 @@
+//! End to end and per stage on an 800x1216 input (the coffee fixture at the config's 1333x800 scale), flex.
+//!
+//!     cargo bench --bench pipeline                 # all
+//!     cargo bench --bench pipeline -- r50/e2e      # one
+//!
+//! Weights: the synthetic weights (same shapes and FLOPs as the real ones; box-head cost depends on
+//! the number of proposals, which is 1000 here as with trained weights). Peak memory: see `benches/README.md`.
+
+use std::time::Duration;
+
+use burn::tensor::Device;
+use criterion::{Criterion, criterion_group, criterion_main};
+use mask_rcnn_burn::model::MaskRcnn;
+use mask_rcnn_burn::weights::synth::generate;
+use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys};
+use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
+
+const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/coffee_600x400.png");
+
+/// Synthetic weights for any config: uniform values scaled like the synth-v1 rules (fan-in for weights,
+/// 1 +- 0.5 for GN gammas, small biases), so activations stay in range and the RPN yields 1000 proposals.
+fn synthetic(config: &ModelConfig, device: &Device) -> Detector {
+    let model = MaskRcnn::new(config, device);
+    let mut dict = StateDict { origin: "bench".into(), ..Default::default() };
+    for spec in expected_keys(&model) {
+        let n: usize = spec.shape.iter().product();
+        let fan_in: usize = spec.shape.iter().skip(1).product::<usize>().max(1);
+        let is_norm = spec.key.contains(".gn") || spec.key.contains("downsample.1") || spec.key.starts_with("backbone.gn1");
+        let (center, half) = match (is_norm, spec.key.ends_with(".weight")) {
+            (true, true) => (1.0, 0.5),
+            (true, false) => (0.0, 0.17),
+            (false, false) => (0.0, 0.035),
+            (false, true) => (0.0, (3.0 / fan_in as f64).sqrt()),
+        };
+        dict.tensors.insert(spec.key.clone(), HostTensor { data: generate(&spec.key, n, center, half, false, 1), shape: spec.shape });
+    }
+    Detector::new(config.clone(), dict, device.clone()).expect("synthetic weights fit")
+}
+
+fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
+    let device = Device::flex();
+    let config = ModelConfig::named(alias).unwrap();
+    let det = synthetic(&config, &device);
+    let img = BgrImage::open(IMAGE).unwrap();
+    let name = alias.split('-').next().unwrap();
+    let mut group = c.benchmark_group(name);
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
+    group.bench_function("e2e", |b| b.iter(|| det.predict(&img).unwrap()));
+    if stages {
+        let pre = det.preprocess(&img);
+        group.bench_function("preprocess", |b| b.iter(|| det.preprocess(&img)));
+        let input = pre.to_tensor(&device);
+        group.bench_function("backbone", |b| {
+            b.iter(|| {
+                let c = det.model.backbone.forward(input.clone());
+                device.sync().unwrap();
+                c
+            })
+        });
+        let c5 = det.model.backbone.forward(input.clone());
+        group.bench_function("fpn", |b| {
+            b.iter(|| {
+                let p = det.model.neck.forward(c5.clone());
+                device.sync().unwrap();
+                p
+            })
+        });
+        let (_, pyramid) = det.features(input);
+        group.bench_function("rpn_proposals", |b| b.iter(|| det.proposals(&pyramid, &pre.meta).unwrap()));
+        let props = det.proposals(&pyramid, &pre.meta).unwrap();
+        let features = det.roi_features(&pyramid);
+        group.bench_function("box_head_1000_rois", |b| b.iter(|| det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap()));
+        let dets = det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap();
+        group.bench_function("mask_head_paste", |b| b.iter(|| det.finish(&features, dets.clone(), &pre.meta).unwrap()));
+    }
+    group.finish();
+}
+
+fn r50(c: &mut Criterion) {
+    bench_model(c, "r50-2x", true);
+}
+
+fn r101(c: &mut Criterion) {
+    bench_model(c, "r101-2x", false);
+}
+
+criterion_group!(benches, r50, r101);
+criterion_main!(benches);
