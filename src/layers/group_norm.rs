@@ -1,15 +1,53 @@
 //! GroupNorm (+ optional ReLU) forward over Burn's `GroupNorm` parameters.
 //!
-//! Burn's own composition (mean, centre, mean of squares, scale, affine) measured faster on flex than folding
-//! the affine into one per-channel scale/shift (`cargo bench --bench ops`: 124 ms vs 172 ms on
-//! 1x256x200x304), so this reuses it and adds the ReLU the ResNet and head ConvModules apply after it.
+//! On flex, Burn's own composition (mean, centre, mean of squares, scale, affine) measured fastest
+//! (`cargo bench --bench ops`: 124 ms vs 172 ms for a folded scale/shift on 1x256x200x304).
+//! On the CubeCL (wgpu) backends the same composition is split in two: the statistics are submitted with a
+//! `flush` before the normalisation is queued, so fusion does not fold the element-wise ops into the reduction
+//! kernels. That fused kernel crashes Mesa's lavapipe while its pipeline compiles (LLVM 15; reproduced with
+//! `mean_dim` followed by a broadcast division); the flush costs no read-back or wait.
 
 use burn::nn::GroupNorm;
-use burn::tensor::Tensor;
 use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
 
 /// `relu?(group_norm(x))` for `x: [N, C, H, W]`, statistics per sample and group, biased variance.
 pub fn group_norm<const RELU: bool>(x: Tensor<4>, gn: &GroupNorm) -> Tensor<4> {
-    let y = gn.forward(x);
+    let device = x.device();
+    let y = if device == Device::flex() { gn.forward(x) } else { split_group_norm(x, gn, &device) };
     if RELU { relu(y) } else { y }
+}
+
+pub(crate) fn split_group_norm(x: Tensor<4>, gn: &GroupNorm, device: &Device) -> Tensor<4> {
+    let [n, c, h, w] = x.dims();
+    let g = gn.num_groups;
+    let grouped = x.reshape([n, g, (c / g) * h * w]);
+    let mean = grouped.clone().mean_dim(2);
+    let centred = grouped.sub(mean);
+    let var = centred.clone().square().mean_dim(2);
+    // Submit the reductions on their own (see the module doc); a failed flush surfaces at the next read-back.
+    let _ = device.flush();
+    let normalised = centred.div(var.add_scalar(gn.epsilon).sqrt()).reshape([n, c, h, w]);
+    let gamma = gn.gamma.as_ref().expect("GroupNorm is affine").val().reshape([1, c, 1, 1]);
+    let beta = gn.beta.as_ref().expect("GroupNorm is affine").val().reshape([1, c, 1, 1]);
+    normalised.mul(gamma).add(beta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::GroupNormConfig;
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn split_composition_equals_burns() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 64, 5, 7], Distribution::Normal(0.5, 2.0), &device);
+        let gn = GroupNormConfig::new(32, 64).init(&device);
+        let gn = GroupNorm { gamma: gn.gamma.map(|p| p.map(|g| g.add_scalar(0.3))), ..gn };
+        let a = gn.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+        let b = split_group_norm(x, &gn, &device).into_data().to_vec::<f32>().unwrap();
+        let max = a.iter().zip(&b).map(|(p, q)| (p - q).abs()).fold(0f32, f32::max);
+        assert!(max < 1e-5, "max diff {max}");
+    }
 }
