@@ -22,6 +22,10 @@ fn ops(c: &mut Criterion) {
     g.bench_function("copy_out_in_256x200x304", |b| b.iter(|| { let d = x.clone().into_data(); Tensor::<4>::from_data(d, &device) }));
     let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
     g.bench_function("conv3x3_256x200x304", |b| b.iter(|| { let y = conv.forward(x.clone()); device.sync().unwrap(); y }));
+    let c1 = Conv2dConfig::new([256, 1024], [1, 1]).with_bias(false).init(&device);
+    g.bench_function("conv1x1_256to1024_200x304", |b| b.iter(|| { let y = c1.forward(x.clone()); device.sync().unwrap(); y }));
+    let w = c1.weight.val().reshape([1024, 256]);
+    g.bench_function("matmul1x1_256to1024_200x304", |b| b.iter(|| { let y = w.clone().matmul(x.clone().reshape([256, 200 * 304])).reshape([1, 1024, 200, 304]); device.sync().unwrap(); y }));
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_1000x256x7x7", |b| b.iter(|| { let y = conv.forward(r.clone()); device.sync().unwrap(); y }));
     g.bench_function("gn_relu_1000x256x7x7", |b| b.iter(|| { let y = group_norm::<true>(r.clone(), &gn); device.sync().unwrap(); y }));
