@@ -7,7 +7,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use mask_rcnn_burn::error::WeightsError;
-use mask_rcnn_burn::weights::{HostTensor, StateDict, convert_pth};
+use mask_rcnn_burn::ModelConfig;
+use mask_rcnn_burn::weights::{HostTensor, StateDict, convert_pth, resolve_weights_in};
 
 /// A minimal pickle writer for what torch.save emits.
 struct Pickle(Vec<u8>);
@@ -164,4 +165,27 @@ fn files_that_are_not_checkpoints_are_typed_errors() {
     std::fs::write(scratch("cut.pth"), &pth[..pth.len() / 2]).unwrap();
     assert!(matches!(StateDict::from_pth(scratch("cut.pth")), Err(WeightsError::Checkpoint { .. })));
     assert!(matches!(StateDict::from_pth(scratch("absent.pth")), Err(WeightsError::Io { .. })));
+}
+
+#[test]
+fn a_pth_given_to_the_cli_path_is_converted_once_and_reused() {
+    let cache = scratch("cache");
+    let pth = scratch("user.pth");
+    write_pth(&pth, &sample(), false);
+    let config = ModelConfig::named("r50-2x").unwrap();
+    let out = resolve_weights_in(&cache, &config, Some(&pth), false).unwrap();
+    assert_eq!(out, cache.join("converted/user.safetensors"));
+    assert_eq!(StateDict::from_safetensors_file(&out).unwrap().tensors.len(), 3);
+    let first = std::fs::metadata(&out).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(resolve_weights_in(&cache, &config, Some(&pth), false).unwrap(), out);
+    assert_eq!(std::fs::metadata(&out).unwrap().modified().unwrap(), first, "reused, not converted again");
+    // A newer .pth is converted again.
+    let mut changed = sample();
+    changed[1].2 = vec![7.0, 8.0];
+    write_pth(&pth, &changed, false);
+    resolve_weights_in(&cache, &config, Some(&pth), false).unwrap();
+    assert_eq!(StateDict::from_safetensors_file(&out).unwrap().tensors["backbone.gn1.bias"].data, vec![7.0, 8.0]);
+    // A .safetensors path is used as it is.
+    assert_eq!(resolve_weights_in(&cache, &config, Some(&out), false).unwrap(), out);
 }

@@ -21,15 +21,20 @@ pub fn convert_pth(pth: &Path, out: &Path) -> Result<StateDict, WeightsError> {
 /// - no path downloads the config's official checkpoint into the cache (sha256-checked), converts it once, and
 ///   reuses the converted file after.
 pub fn resolve_weights(config: &ModelConfig, weights: Option<&Path>, progress: bool) -> Result<PathBuf, WeightsError> {
+    resolve_weights_in(&cache_dir(), config, weights, progress)
+}
+
+/// [`resolve_weights`] with an explicit cache directory.
+pub fn resolve_weights_in(cache: &Path, config: &ModelConfig, weights: Option<&Path>, progress: bool) -> Result<PathBuf, WeightsError> {
     let converted_of = |pth: &Path| -> PathBuf {
         let stem = pth.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "checkpoint".into());
-        cache_dir().join("converted").join(format!("{stem}.safetensors"))
+        cache.join("converted").join(format!("{stem}.safetensors"))
     };
     let pth = match weights {
         Some(p) if p.extension().is_some_and(|e| e == "pth" || e == "pt") => p.to_path_buf(),
         Some(p) => return Ok(p.to_path_buf()),
         None => {
-            let dest = cache_dir().join(&config.checkpoint.file);
+            let dest = cache.join(&config.checkpoint.file);
             let out = converted_of(&dest);
             if out.is_file() {
                 return Ok(out);
