@@ -28,6 +28,16 @@ fn ops(c: &mut Criterion) {
     g.bench_function("matmul1x1_256to1024_200x304", |b| b.iter(|| { let y = w.clone().matmul(x.clone().reshape([256, 200 * 304])).reshape([1, 1024, 200, 304]); device.sync().unwrap(); y }));
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_1000x256x7x7", |b| b.iter(|| { let y = conv.forward(r.clone()); device.sync().unwrap(); y }));
+    for chunk in [50usize, 200] {
+        g.bench_function(format!("conv3x3_1000x256x7x7_in_chunks_of_{chunk}"), |b| {
+            b.iter(|| {
+                let parts: Vec<_> = (0..1000 / chunk).map(|i| conv.forward(r.clone().slice([i * chunk..(i + 1) * chunk]))).collect();
+                let y = Tensor::cat(parts, 0);
+                device.sync().unwrap();
+                y
+            })
+        });
+    }
     g.bench_function("gn_relu_1000x256x7x7", |b| b.iter(|| { let y = group_norm::<true>(r.clone(), &gn); device.sync().unwrap(); y }));
     g.finish();
 }
