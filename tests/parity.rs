@@ -9,9 +9,7 @@ use mask_rcnn_burn::eval::{DetRef, box_iou, decode_dense, mask_overlap, match_de
 use mask_rcnn_burn::{BgrImage, Detector};
 
 fn detector_for(case: &str) -> Detector {
-    let mut d = r50_detector(Device::flex());
-    d.config = case_config(case);
-    d
+    case_detector(case, Device::flex())
 }
 
 fn image_of(case: &str) -> BgrImage {
@@ -127,6 +125,16 @@ fn hopper_default_end_to_end() {
 #[test]
 fn coffee_default_end_to_end() {
     end_to_end("r50_coffee_default");
+}
+
+#[test]
+fn r101_coffee_320_end_to_end() {
+    end_to_end("r101_coffee_320");
+}
+
+#[test]
+fn r50_contrib_rgb_hopper_320_end_to_end() {
+    end_to_end("r50c_hopper_320");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::{Device, Tensor};
 use mask_rcnn_burn::eval::{CocoRle, DetRef};
@@ -15,21 +15,31 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The synth-v1 R-50 seed-1 weights, regenerated from the manifest (checked against its checksums) and written
-/// as a safetensors file with mmdetection's keys, for the real loader to read. The file (174 MiB) is shared by
-/// test processes and runs: rewritten (atomically) only when its bytes differ from the regenerated ones.
+/// The synth-v1 weights of a manifest in tests/fixtures, regenerated (and checked against the manifest's
+/// checksums) and written as a safetensors file with mmdetection's keys, for the real loader to read. The file
+/// (174 MiB for R-50) is shared by test processes and runs: rewritten (atomically) only when its bytes differ.
+pub fn synth_weights_for(manifest_name: &str) -> PathBuf {
+    static FILES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut files = FILES.lock().unwrap();
+    if let Some((_, path)) = files.iter().find(|(m, _)| m == manifest_name) {
+        return path.clone();
+    }
+    let manifest = Manifest::from_file(fixtures().join(manifest_name)).expect("manifest");
+    let dict = manifest.generate().expect("synth weights match the manifest");
+    let stem = manifest_name.trim_end_matches(".manifest.json");
+    let path = std::env::temp_dir().join(format!("mask-rcnn-burn-synth-v1-{stem}.safetensors"));
+    let bytes = dict.to_safetensors_bytes().expect("serialise synth weights");
+    if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+        dict.write_safetensors(&path).expect("write synth weights");
+    }
+    files.push((manifest_name.to_string(), path.clone()));
+    path
+}
+
+/// The R-50 seed-1 weights of the shared fixtures.
 pub fn synth_weights_file() -> &'static Path {
     static FILE: OnceLock<PathBuf> = OnceLock::new();
-    FILE.get_or_init(|| {
-        let manifest = Manifest::from_file(fixtures().join("r50_seed1.manifest.json")).expect("manifest");
-        let dict = manifest.generate().expect("synth weights match the manifest");
-        let path = std::env::temp_dir().join("mask-rcnn-burn-synth-v1-r50-seed1.safetensors");
-        let bytes = dict.to_safetensors_bytes().expect("serialise synth weights");
-        if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
-            dict.write_safetensors(&path).expect("write synth weights");
-        }
-        path
-    })
+    FILE.get_or_init(|| synth_weights_for("r50_seed1.manifest.json"))
 }
 
 pub fn r50_detector(device: Device) -> Detector {
@@ -37,10 +47,20 @@ pub fn r50_detector(device: Device) -> Detector {
     Detector::from_safetensors(config, synth_weights_file(), device).expect("load synth weights")
 }
 
-/// A config for a fixture case: the 2x R-50 config, with the case's test scale when it overrides it.
+/// The detector of a fixture case: its mmdetection config (from meta.json) and its synthetic weights.
+pub fn case_detector(case: &str, device: Device) -> Detector {
+    let meta = case_meta(case);
+    // "r101_s2.safetensors" -> "r101_seed2.manifest.json"
+    let (model, seed) = meta.weights.trim_end_matches(".safetensors").rsplit_once("_s").expect("weights name");
+    let weights = synth_weights_for(&format!("{model}_seed{seed}.manifest.json"));
+    Detector::from_safetensors(case_config(case), weights, device).expect("load synth weights")
+}
+
+/// The config of a fixture case: mmdetection's config it names, with the case's test scale when overridden.
 pub fn case_config(case: &str) -> ModelConfig {
-    let mut config = ModelConfig::named("r50-2x").unwrap();
-    if let Some(scale) = case_meta(case).scale_override {
+    let meta = case_meta(case);
+    let mut config = ModelConfig::named(meta.config.trim_end_matches(".py")).unwrap();
+    if let Some(scale) = meta.scale_override {
         config.preprocess.scale = scale;
     }
     config
@@ -48,6 +68,8 @@ pub fn case_config(case: &str) -> ModelConfig {
 
 #[derive(Deserialize)]
 pub struct CaseMeta {
+    pub config: String,
+    pub weights: String,
     pub image: String,
     pub scale_override: Option<[u32; 2]>,
     pub metainfo: MetaInfo,
