@@ -35,6 +35,19 @@ fn config_320() -> PathBuf {
     path
 }
 
+/// The CLI's COCO JSON and its (fixture, ours) matches against mmdetection's r50_hopper_320 detections
+/// (label, box IoU >= 0.98, |score diff| <= 2e-3).
+fn match_json(json: &Path) -> (Vec<CocoResult>, Vec<(usize, usize)>) {
+    let results: Vec<CocoResult> = serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let reference: Vec<DetRef> = case_detections("r50_hopper_320").detections.iter().map(FixtureDetection::as_ref).collect();
+    let ours: Vec<DetRef> = results
+        .iter()
+        .map(|r| DetRef { bbox: [r.bbox[0], r.bbox[1], r.bbox[0] + r.bbox[2], r.bbox[1] + r.bbox[3]], score: r.score, label: r.label })
+        .collect();
+    let pairs = match_detections(&reference, &ours, 0.98, 2e-3);
+    (results, pairs)
+}
+
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -49,14 +62,9 @@ fn infer_writes_json_that_matches_mmdetection_and_a_png() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("backbone+fpn") && stdout.contains("detections"), "{stdout}");
 
-    let results: Vec<CocoResult> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (results, pairs) = match_json(&json);
     let fixture = case_detections("r50_hopper_320");
-    let reference: Vec<DetRef> = fixture.detections.iter().map(FixtureDetection::as_ref).collect();
-    let ours: Vec<DetRef> = results
-        .iter()
-        .map(|r| DetRef { bbox: [r.bbox[0], r.bbox[1], r.bbox[0] + r.bbox[2], r.bbox[1] + r.bbox[3]], score: r.score, label: r.label })
-        .collect();
-    let pairs = match_detections(&reference, &ours, 0.98, 2e-3);
+    let reference = &fixture.detections;
     let (mut inter, mut union) = (0, 0);
     for &(r, o) in &pairs {
         assert_eq!(results[o].segmentation.size, [480, 640]);
@@ -107,5 +115,41 @@ fn bad_input_is_a_one_line_error_and_no_output() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: not one line: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!json.exists(), "{args:?} left an output file");
+    }
+}
+
+#[test]
+fn without_weights_the_official_checkpoint_is_downloaded_converted_once_and_reused() {
+    // A "published" checkpoint: the synthetic R-50 weights as a torch.save-layout .pth on a local server that
+    // answers one request only; the config names it with its sha256 prefix, as mmdetection's file names do.
+    let dict = mask_rcnn_burn::weights::synth::Manifest::from_file(fixtures().join("r50_seed1.manifest.json")).unwrap().generate().unwrap();
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.clone(), t.data.clone())).collect();
+    let pth = scratch("published.pth");
+    common::pth::write_pth(&pth, &tensors, false);
+    let sha = mask_rcnn_burn::weights::download::sha256_file(&pth).unwrap();
+    let (url, log) = common::http::serve(std::fs::read(&pth).unwrap(), 1, 0);
+    let cfg = scratch("published.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "base = \"mask-rcnn_r50_fpn_gn-all_2x_coco.toml\"\nname = \"published\"\n[preprocess]\nscale = [320, 240]\n\
+             [checkpoint]\nfile = \"synth_r50_20260101-{}.pth\"\nurl = \"{url}\"\n",
+            &sha[..8]
+        ),
+    )
+    .unwrap();
+    let image = fixtures().join("images/hopper_640x480.png");
+    for attempt in 0..2 {
+        let json = scratch(&format!("published_{attempt}.json"));
+        let out = run(&[s(&image), "--model", s(&cfg), "--device", "flex", "--json", s(&json)]);
+        assert!(out.status.success(), "attempt {attempt}");
+        assert!(match_json(&json).1.len() >= 98, "attempt {attempt}");
+    }
+    assert_eq!(log.lock().unwrap().len(), 1, "the second run reused the converted file");
+    let converted = scratch("cache").join(format!("converted/synth_r50_20260101-{}.safetensors", &sha[..8]));
+    assert!(converted.is_file());
+    // 3 x 174 MiB: do not leave them in the temporary directory.
+    for big in [pth, converted, scratch("cache").join(format!("synth_r50_20260101-{}.pth", &sha[..8]))] {
+        std::fs::remove_file(big).unwrap();
     }
 }

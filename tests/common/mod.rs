@@ -1,6 +1,9 @@
 //! Shared helpers of the parity tests: fixture files, synthetic weights, error metrics.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod pth;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
