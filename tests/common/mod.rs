@@ -45,11 +45,6 @@ pub fn synth_weights_file() -> &'static Path {
     FILE.get_or_init(|| synth_weights_for("r50_seed1.manifest.json"))
 }
 
-pub fn r50_detector(device: Device) -> Detector {
-    let config = ModelConfig::named("r50-2x").unwrap();
-    Detector::from_safetensors(config, synth_weights_file(), device).expect("load synth weights")
-}
-
 /// The detector of a fixture case: its mmdetection config (from meta.json) and its synthetic weights.
 pub fn case_detector(case: &str, device: Device) -> Detector {
     let meta = case_meta(case);
