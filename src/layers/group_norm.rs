@@ -4,7 +4,7 @@
 //! (`cargo bench --bench ops`: 124 ms vs 172 ms for a folded scale/shift on 1x256x200x304).
 //! On the CubeCL (wgpu) backends the same composition is split in two: the statistics are submitted with a
 //! `flush` before the normalisation is queued, so fusion does not fold the element-wise ops into the reduction
-//! kernels. That fused kernel crashes Mesa's lavapipe while its pipeline compiles (LLVM 15; reproduced with
+//! kernels. That fused kernel crashes Mesa's lavapipe (Debian's Mesa 22.3) while its pipeline compiles (reproduced with
 //! `mean_dim` followed by a broadcast division); the flush costs no read-back or wait.
 
 use burn::nn::GroupNorm;
