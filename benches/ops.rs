@@ -1,4 +1,5 @@
-//! Single operations on flex, to see where the pipeline's time goes.
+//! Single operations on flex, to see where the pipeline's time goes: Burn's own ops next to the host kernels
+//! the pipeline uses instead (`layers::flex`: GroupNorm+ReLU, Winograd 3x3 conv).
 //!
 //!     cargo bench --bench ops
 
@@ -9,7 +10,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{Criterion, criterion_group, criterion_main};
-use mask_rcnn_burn::layers::group_norm;
+use mask_rcnn_burn::layers::{conv2d, group_norm};
 
 fn ops(c: &mut Criterion) {
     let device = Device::flex();
@@ -22,23 +23,16 @@ fn ops(c: &mut Criterion) {
     g.bench_function("copy_out_in_256x200x304", |b| b.iter(|| { let d = x.clone().into_data(); Tensor::<4>::from_data(d, &device) }));
     let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
     g.bench_function("conv3x3_256x200x304", |b| b.iter(|| { let y = conv.forward(x.clone()); device.sync().unwrap(); y }));
+    g.bench_function("winograd_conv3x3_256x200x304", |b| b.iter(|| { let y = conv2d(&conv, x.clone()); device.sync().unwrap(); y }));
     let c1 = Conv2dConfig::new([256, 1024], [1, 1]).with_bias(false).init(&device);
     g.bench_function("conv1x1_256to1024_200x304", |b| b.iter(|| { let y = c1.forward(x.clone()); device.sync().unwrap(); y }));
     let w = c1.weight.val().reshape([1024, 256]);
     g.bench_function("matmul1x1_256to1024_200x304", |b| b.iter(|| { let y = w.clone().matmul(x.clone().reshape([256, 200 * 304])).reshape([1, 1024, 200, 304]); device.sync().unwrap(); y }));
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_1000x256x7x7", |b| b.iter(|| { let y = conv.forward(r.clone()); device.sync().unwrap(); y }));
-    for chunk in [50usize, 200] {
-        g.bench_function(format!("conv3x3_1000x256x7x7_in_chunks_of_{chunk}"), |b| {
-            b.iter(|| {
-                let parts: Vec<_> = (0..1000 / chunk).map(|i| conv.forward(r.clone().slice([i * chunk..(i + 1) * chunk]))).collect();
-                let y = Tensor::cat(parts, 0);
-                device.sync().unwrap();
-                y
-            })
-        });
-    }
+    g.bench_function("winograd_conv3x3_1000x256x7x7", |b| b.iter(|| { let y = conv2d(&conv, r.clone()); device.sync().unwrap(); y }));
     g.bench_function("gn_relu_1000x256x7x7", |b| b.iter(|| { let y = group_norm::<true>(r.clone(), &gn); device.sync().unwrap(); y }));
+    g.bench_function("burn_gn_1000x256x7x7", |b| b.iter(|| { let y = gn.forward(r.clone()); device.sync().unwrap(); y }));
     g.finish();
 }
 

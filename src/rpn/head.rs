@@ -6,6 +6,8 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use crate::layers::conv2d;
+
 /// Keys `rpn_conv.{weight,bias}`, `rpn_cls.{weight,bias}`, `rpn_reg.{weight,bias}`.
 #[derive(Module, Debug)]
 pub struct RpnHead {
@@ -34,7 +36,7 @@ impl RpnHeadConfig {
 impl RpnHead {
     /// Objectness logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` of one pyramid level.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let x = relu(self.rpn_conv.forward(x));
+        let x = relu(conv2d(&self.rpn_conv, x));
         (self.rpn_cls.forward(x.clone()), self.rpn_reg.forward(x))
     }
 }
