@@ -17,8 +17,8 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [k, ..] = conv.weight.dims();
     let weight = flex::to_host(conv.weight.val());
     let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
-    let u = winograd::transform_filters::<winograd::F4>(&weight, k, c);
-    let y = winograd::conv3x3::<winograd::F4>(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref());
+    let u = winograd::transform_filters(&weight, k, c);
+    let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref());
     flex::from_host(y, [n, k, h, w], &device)
 }
 
