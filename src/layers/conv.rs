@@ -30,3 +30,32 @@ fn is_winograd_shape(conv: &Conv2d) -> bool {
         && conv.groups == 1
         && matches!(conv.padding, PaddingConfig2d::Explicit(1, 1, 1, 1))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::Conv2dConfig;
+    use burn::tensor::{Device, Distribution};
+
+    /// The dispatched conv equals Burn's own on flex, with and without bias, on a map and on a batch of RoIs;
+    /// a strided 3x3 conv keeps Burn's path.
+    #[test]
+    fn dispatch_equals_burns_conv() {
+        let device = Device::flex();
+        for (shape, bias, stride) in [([1, 32, 19, 26], true, 1), ([40, 16, 7, 7], false, 1), ([1, 8, 9, 9], false, 2)] {
+            let conv = Conv2dConfig::new([shape[1], 24], [3, 3])
+                .with_stride([stride, stride])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .with_bias(bias)
+                .init(&device);
+            let x = Tensor::<4>::random(shape, Distribution::Normal(0.3, 1.0), &device);
+            let expect = conv.forward(x.clone());
+            let got = conv2d(&conv, x);
+            assert_eq!(got.dims(), expect.dims());
+            let (e, g) = (expect.into_data().to_vec::<f32>().unwrap(), got.into_data().to_vec::<f32>().unwrap());
+            let num: f32 = e.iter().zip(&g).map(|(a, b)| (a - b) * (a - b)).sum();
+            let den: f32 = e.iter().map(|a| a * a).sum();
+            assert!((num / den).sqrt() < 4e-6, "{shape:?}: rel L2 {}", (num / den).sqrt());
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! GroupNorm (+ optional ReLU) forward over Burn's `GroupNorm` parameters.
 //!
-//! On flex, the host kernel `flex::group_norm` (one parallel pass per statistic, ReLU fused); Burn's own
-//! composition took ~8 ns per element (`cargo bench --bench ops`), a quarter of the pipeline's time.
+//! On flex, the host kernel `flex::group_norm` (parallel over groups, centred variance, ReLU fused, in place):
+//! 41 ms on 1x256x200x304 with ReLU against 53 ms for Burn's composition without it (`cargo bench --bench ops`).
 //! On the CubeCL (wgpu) backends the same composition is split in two: the statistics are submitted with a
 //! `flush` before the normalisation is queued, so fusion does not fold the element-wise ops into the reduction
 //! kernels. That fused kernel crashes Mesa's lavapipe (Debian's Mesa 22.3) while its pipeline compiles (reproduced with
