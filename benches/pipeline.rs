@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use burn::tensor::Device;
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mask_rcnn_burn::model::MaskRcnn;
 use mask_rcnn_burn::weights::synth::generate;
 use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys};
@@ -45,6 +45,8 @@ fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
     let name = alias.split('-').next().unwrap();
     let mut group = c.benchmark_group(name);
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(20));
+    // One element = one image, so criterion's `thrpt` line reads images/s.
+    group.throughput(Throughput::Elements(1));
     group.bench_function("e2e", |b| b.iter(|| det.predict(&img).unwrap()));
     if stages {
         let pre = det.preprocess(&img);
