@@ -32,11 +32,17 @@ impl std::str::FromStr for DeviceChoice {
 
 /// Whether wgpu sees a discrete, integrated or virtual GPU.
 pub fn hardware_gpu_present() -> bool {
+    adapter_types().iter().any(|t| matches!(t, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu))
+}
+
+/// Whether wgpu sees any adapter at all, software ones (lavapipe) included.
+pub fn wgpu_adapter_present() -> bool {
+    !adapter_types().is_empty()
+}
+
+fn adapter_types() -> Vec<wgpu::DeviceType> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    let adapters = block_on(instance.enumerate_adapters(wgpu::Backends::all()));
-    adapters.iter().any(|a| {
-        matches!(a.get_info().device_type, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu)
-    })
+    block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(|a| a.get_info().device_type).collect()
 }
 
 /// Polls a future that native wgpu resolves without waiting.

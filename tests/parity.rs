@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::*;
-use mask_rcnn_burn::eval::{DetRef, box_iou, decode_dense, mask_overlap, match_detections};
+use mask_rcnn_burn::eval::{DetRef, box_iou};
 use mask_rcnn_burn::{BgrImage, Detector};
 
 fn detector_for(case: &str) -> Detector {
@@ -85,31 +85,7 @@ fn hopper_320_stage_by_stage() {
 /// End to end from the PNG: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),
 /// and total mask intersection / union over the matched pairs >= 0.99.
 fn end_to_end(case: &str) {
-    let det = detector_for(case);
-    let ours = det.predict(&image_of(case)).unwrap();
-    let fixture = case_detections(case);
-    let reference: Vec<DetRef> = fixture.detections.iter().map(FixtureDetection::as_ref).collect();
-    let candidates: Vec<DetRef> = ours.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();
-    let pairs = match_detections(&reference, &candidates, 0.98, 2e-3);
-    let (mut inter, mut union) = (0u64, 0u64);
-    for &(r, o) in &pairs {
-        let theirs = decode_dense(&fixture.detections[r].rle).expect("fixture RLE");
-        assert_eq!(theirs.iter().filter(|v| **v != 0).count() as u64, fixture.detections[r].area);
-        let (i, u) = mask_overlap(&ours.items[o].mask.to_dense(), &theirs);
-        inter += i;
-        union += u;
-    }
-    let mean_iou = pairs.iter().map(|&(r, o)| box_iou(&reference[r].bbox, &candidates[o].bbox)).sum::<f32>() / pairs.len().max(1) as f32;
-    let mask_ratio = inter as f64 / union.max(1) as f64;
-    println!(
-        "{case}: {} of {} detections matched (ours {}), mean box IoU {mean_iou:.5}, mask I/U {mask_ratio:.5}",
-        pairs.len(),
-        reference.len(),
-        ours.len()
-    );
-    assert!(reference.len() == 100, "fixture has {} detections", reference.len());
-    assert!(pairs.len() >= 98, "{case}: only {} of 100 detections matched", pairs.len());
-    assert!(mask_ratio >= 0.99, "{case}: mask intersection/union {mask_ratio}");
+    check_end_to_end(case, detector_for(case), 0.98, 2e-3);
 }
 
 #[test]

@@ -1,14 +1,18 @@
-//! Convolution dispatch: 3x3 stride-1 convs on flex go to the Winograd host kernel (`flex::winograd`),
-//! everything else (and every conv on the GPU backends) to Burn's `Conv2d::forward`.
+//! Convolution dispatch: 3x3 stride-1 convs on flex go to the Winograd host kernel (`flex::winograd`), 1x1
+//! convs on software Vulkan to the plain matmul kernel (`cube::matmul`), everything else to Burn's `Conv2d::forward`.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::Tensor;
+use burn::tensor::{Slice, Tensor};
 
+use super::cube;
 use super::flex::{self, winograd};
 
-/// `conv.forward(x)`, the fastest way this backend has.
+/// `conv.forward(x)`, the fastest way this backend has (and on software Vulkan, one that compiles there).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if conv.kernel_size == [1, 1] && cube::use_plain_matmul(&x.device()) {
+        return pointwise_by_plain_matmul(conv, x);
+    }
     if !(flex::applies(&x) && is_winograd_shape(conv)) {
         return conv.forward(x);
     }
@@ -20,6 +24,24 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let u = winograd::transform_filters(&weight, k, c);
     let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref());
     flex::from_host(y, [n, k, h, w], &device)
+}
+
+/// A 1x1 conv (stride s, no padding) as `W [1, K, C] x X [N, C, HW]` on [`cube::plain_matmul`].
+fn pointwise_by_plain_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [sy, sx] = conv.stride;
+    let x = if sy * sx > 1 {
+        let every = |s: usize| Slice { start: 0, end: None, step: s as isize };
+        x.slice([every(1), every(1), every(sy), every(sx)])
+    } else {
+        x
+    };
+    let [n, c, h, w] = x.dims();
+    let [k, ..] = conv.weight.dims();
+    let y = cube::plain_matmul(conv.weight.val().reshape([1, k, c]), x.reshape([n, c, h * w])).reshape([n, k, h, w]);
+    match &conv.bias {
+        Some(b) => y.add(b.val().reshape([1, k, 1, 1])),
+        None => y,
+    }
 }
 
 /// 3x3, stride 1, padding 1 on every side, no dilation or groups.

@@ -6,7 +6,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{ConvModule, ConvModuleConfig};
+use crate::layers::{ConvModule, ConvModuleConfig, linear};
 
 /// Keys `shared_convs.{0..3}.{conv,gn}.…`, `shared_fcs.0.…`, `fc_cls.…`, `fc_reg.…`.
 #[derive(Module, Debug)]
@@ -48,7 +48,7 @@ impl BBoxHead {
         let x = self.shared_convs.iter().fold(x, |x, conv| conv.forward_relu(x));
         // flatten(1): C-major, index = c * 49 + y * 7 + x.
         let x = x.flatten::<2>(1, 3);
-        let x = self.shared_fcs.iter().fold(x, |x, fc| relu(fc.forward(x)));
-        (self.fc_cls.forward(x.clone()), self.fc_reg.forward(x))
+        let x = self.shared_fcs.iter().fold(x, |x, fc| relu(linear(fc, x)));
+        (linear(&self.fc_cls, x.clone()), linear(&self.fc_reg, x))
     }
 }

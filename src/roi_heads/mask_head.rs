@@ -6,7 +6,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfi
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{ConvModule, ConvModuleConfig};
+use crate::layers::{ConvModule, ConvModuleConfig, conv_transpose_2x2, conv2d};
 
 /// Keys `convs.{0..3}.{conv,gn}.…`, `upsample.{weight,bias}`, `conv_logits.{weight,bias}`.
 #[derive(Module, Debug)]
@@ -40,6 +40,6 @@ impl MaskHead {
     /// RoI features `[N, 256, 14, 14]` -> mask logits `[N, 80, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self.convs.iter().fold(x, |x, conv| conv.forward_relu(x));
-        self.conv_logits.forward(relu(self.upsample.forward(x)))
+        conv2d(&self.conv_logits, relu(conv_transpose_2x2(&self.upsample, x)))
     }
 }

@@ -37,6 +37,6 @@ impl RpnHead {
     /// Objectness logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` of one pyramid level.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let x = relu(conv2d(&self.rpn_conv, x));
-        (self.rpn_cls.forward(x.clone()), self.rpn_reg.forward(x))
+        (conv2d(&self.rpn_cls, x.clone()), conv2d(&self.rpn_reg, x))
     }
 }

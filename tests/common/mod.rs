@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::{Device, Tensor};
-use mask_rcnn_burn::eval::{CocoRle, DetRef};
+use mask_rcnn_burn::eval::{CocoRle, DetRef, box_iou, decode_dense, mask_overlap, match_detections};
 use mask_rcnn_burn::weights::synth::Manifest;
-use mask_rcnn_burn::{Detector, ModelConfig};
+use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
@@ -196,4 +196,35 @@ pub fn assert_close(name: &str, ours: &[f32], reference: &[f32], rel: f64, abs: 
     let (r, m) = errors(ours, reference);
     println!("{name}: rel L2 {r:.3e}, max abs {m:.3e} ({} values)", reference.len());
     assert!(r <= rel && m <= abs, "{name}: rel L2 {r:.3e} (bound {rel:e}), max abs {m:.3e} (bound {abs:e})");
+}
+
+/// The case's image through `det`, matched against mmdetection's detections (label, box IoU >= `iou`,
+/// |score diff| <= `score_tol`): at least 98 of 100 matched, mask intersection/union >= 0.99 over the pairs.
+pub fn check_end_to_end(case: &str, det: Detector, iou: f32, score_tol: f32) -> (usize, f64) {
+    let image = BgrImage::open(fixtures().join("images").join(case_meta(case).image)).unwrap();
+    let ours = det.predict(&image).unwrap();
+    let fixture = case_detections(case);
+    let reference: Vec<DetRef> = fixture.detections.iter().map(FixtureDetection::as_ref).collect();
+    let candidates: Vec<DetRef> = ours.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();
+    let pairs = match_detections(&reference, &candidates, iou, score_tol);
+    let (mut inter, mut union) = (0u64, 0u64);
+    for &(r, o) in &pairs {
+        let theirs = decode_dense(&fixture.detections[r].rle).expect("fixture RLE");
+        assert_eq!(theirs.iter().filter(|v| **v != 0).count() as u64, fixture.detections[r].area);
+        let (i, u) = mask_overlap(&ours.items[o].mask.to_dense(), &theirs);
+        inter += i;
+        union += u;
+    }
+    let mean_iou = pairs.iter().map(|&(r, o)| box_iou(&reference[r].bbox, &candidates[o].bbox)).sum::<f32>() / pairs.len().max(1) as f32;
+    let mask_ratio = inter as f64 / union.max(1) as f64;
+    println!(
+        "{case}: {} of {} detections matched (ours {}), mean box IoU {mean_iou:.5}, mask I/U {mask_ratio:.5}",
+        pairs.len(),
+        reference.len(),
+        ours.len()
+    );
+    assert!(reference.len() == 100, "fixture has {} detections", reference.len());
+    assert!(pairs.len() >= 98, "{case}: only {} of 100 detections matched", pairs.len());
+    assert!(mask_ratio >= 0.99, "{case}: mask intersection/union {mask_ratio}");
+    (pairs.len(), mask_ratio)
 }

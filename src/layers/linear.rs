@@ -1,0 +1,43 @@
+//! Fully connected and transposed-conv layers, dispatched like `conv::conv2d`: Burn's modules, except on
+//! software Vulkan, where their matmuls go to the plain kernel (`cube::matmul`; see there why).
+
+use burn::nn::Linear;
+use burn::nn::conv::ConvTranspose2d;
+use burn::tensor::Tensor;
+
+use super::cube;
+
+/// `fc.forward(x)` for `x: [N, in]`.
+pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
+    if !cube::use_plain_matmul(&x.device()) {
+        return fc.forward(x);
+    }
+    let [n, i] = x.dims();
+    let [_, o] = fc.weight.dims();
+    let y = cube::plain_matmul(x.reshape([1, n, i]), fc.weight.val().reshape([1, i, o])).reshape([n, o]);
+    match &fc.bias {
+        Some(b) => y.add(b.val().reshape([1, o])),
+        None => y,
+    }
+}
+
+/// `up.forward(x)` for the mask head's 2x2, stride-2 transposed conv: with no overlap between output
+/// windows it is one matmul to `4 K` channels, `[K, 2, 2]` per pixel, then a pixel shuffle.
+pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    let plain = up.kernel_size == [2, 2] && up.stride == [2, 2] && up.padding == [0, 0] && up.padding_out == [0, 0];
+    if !(plain && up.dilation == [1, 1] && up.groups == 1 && cube::use_plain_matmul(&x.device())) {
+        return up.forward(x);
+    }
+    let [n, c, h, w] = x.dims();
+    let [_, k, ..] = up.weight.dims();
+    // Weight [C, K, 2, 2] -> [1, 4K, C]: row (k, dy, dx).
+    let weight = up.weight.val().reshape([c, k * 4]).swap_dims(0, 1).reshape([1, k * 4, c]);
+    let y = cube::plain_matmul(weight, x.reshape([n, c, h * w]))
+        .reshape([n, k, 2, 2, h, w])
+        .permute([0, 1, 4, 2, 5, 3])
+        .reshape([n, k, h * 2, w * 2]);
+    match &up.bias {
+        Some(b) => y.add(b.val().reshape([1, k, 1, 1])),
+        None => y,
+    }
+}
