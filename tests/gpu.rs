@@ -21,3 +21,46 @@ fn hopper_320_end_to_end_on_wgpu() {
     let (matched, mask) = check_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), 0.98, 2e-3);
     println!("wgpu r50_hopper_320: {matched}/100 matched, mask I/U {mask:.5}");
 }
+
+/// Relative L2 distance of `ours` from `reference`.
+fn rel_l2<const D: usize>(ours: burn::tensor::Tensor<D>, reference: burn::tensor::Tensor<D>) -> f64 {
+    let (a, b) = (ours.into_data().try_to_vec::<f32>().unwrap(), reference.into_data().try_to_vec::<f32>().unwrap());
+    assert_eq!(a.len(), b.len());
+    let num: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum();
+    (num / den.max(f64::MIN_POSITIVE)).sqrt()
+}
+
+/// The layers that run on the plain matmul kernel on lavapipe (1x1 convs with and without stride and bias,
+/// fully connected layers, the 2x2 transposed conv), against Burn's own modules on flex.
+#[test]
+fn matmul_layers_match_flex() {
+    use burn::module::Module;
+    use burn::nn::LinearConfig;
+    use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
+    use burn::tensor::{Distribution, Tensor};
+    use mask_rcnn_burn::layers::{conv_transpose_2x2, conv2d, linear};
+
+    let Some(gpu) = wgpu_device() else { return };
+    let flex = Device::flex();
+    let on_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu);
+    for (shape, stride, bias) in [([2, 24, 9, 11], 1, true), ([1, 16, 10, 12], 2, false), ([3, 5, 1, 1], 1, true)] {
+        let conv = Conv2dConfig::new([shape[1], 20], [1, 1]).with_stride([stride, stride]).with_bias(bias).init(&flex);
+        let x = Tensor::<4>::random(shape, Distribution::Normal(0.2, 1.0), &flex);
+        let rel = rel_l2(conv2d(&conv.clone().to_device(&gpu), on_gpu(&x)).to_device(&flex), conv.forward(x));
+        println!("1x1 conv {shape:?} stride {stride}: rel L2 {rel:.2e}");
+        assert!(rel <= 1e-5);
+    }
+    for (rows, inp, out) in [(7, 300, 33), (1, 16, 5)] {
+        let fc = LinearConfig::new(inp, out).init(&flex);
+        let x = Tensor::<2>::random([rows, inp], Distribution::Normal(0.0, 1.0), &flex);
+        let rel = rel_l2(linear(&fc.clone().to_device(&gpu), Tensor::from_data(x.to_data(), &gpu)).to_device(&flex), fc.forward(x));
+        println!("linear {rows}x{inp}->{out}: rel L2 {rel:.2e}");
+        assert!(rel <= 1e-5);
+    }
+    let up = ConvTranspose2dConfig::new([12, 7], [2, 2]).with_stride([2, 2]).init(&flex);
+    let x = Tensor::<4>::random([3, 12, 5, 4], Distribution::Normal(0.0, 1.0), &flex);
+    let rel = rel_l2(conv_transpose_2x2(&up.clone().to_device(&gpu), on_gpu(&x)).to_device(&flex), up.forward(x));
+    println!("2x2 transposed conv: rel L2 {rel:.2e}");
+    assert!(rel <= 1e-5);
+}

@@ -74,7 +74,7 @@ mod tests {
             let expect = conv.forward(x.clone());
             let got = conv2d(&conv, x);
             assert_eq!(got.dims(), expect.dims());
-            let (e, g) = (expect.into_data().to_vec::<f32>().unwrap(), got.into_data().to_vec::<f32>().unwrap());
+            let (e, g) = (expect.into_data().try_to_vec::<f32>().unwrap(), got.into_data().try_to_vec::<f32>().unwrap());
             let num: f32 = e.iter().zip(&g).map(|(a, b)| (a - b) * (a - b)).sum();
             let den: f32 = e.iter().map(|a| a * a).sum();
             assert!((num / den).sqrt() < 4e-6, "{shape:?}: rel L2 {}", (num / den).sqrt());
