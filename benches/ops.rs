@@ -49,6 +49,24 @@ fn ops(c: &mut Criterion) {
     g.bench_function("gn_relu_1000x256x7x7", |b| fresh(b, &r, &device, |t| group_norm::<true>(t, &gn)));
     g.bench_function("burn_gn_1000x256x7x7", |b| fresh(b, &r, &device, |t| gn.forward(t)));
     g.finish();
+    wgpu_ops(c);
+}
+
+/// A small run on wgpu (P4-sized conv + GN + ReLU), when wgpu finds an adapter; on lavapipe this measures the
+/// software driver, on a real GPU the kernels. The warm-up absorbs compilation and autotuning.
+fn wgpu_ops(c: &mut Criterion) {
+    if !mask_rcnn_burn::device::wgpu_adapter_present() {
+        eprintln!("no wgpu adapter: wgpu benchmarks skipped");
+        return;
+    }
+    let device = Device::wgpu(burn::tensor::DeviceKind::DefaultDevice);
+    let mut g = c.benchmark_group("wgpu");
+    g.sample_size(10).warm_up_time(Duration::from_secs(3)).measurement_time(Duration::from_secs(10));
+    let x = Tensor::<4>::random([1, 256, 50, 76], Distribution::Default, &device);
+    let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
+    let gn = GroupNormConfig::new(32, 256).init(&device);
+    g.bench_function("conv3x3_gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(conv2d(&conv, x.clone()), &gn); device.sync().unwrap(); y }));
+    g.finish();
 }
 
 criterion_group!(benches, ops);
