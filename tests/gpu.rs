@@ -64,3 +64,45 @@ fn matmul_layers_match_flex() {
     println!("2x2 transposed conv: rel L2 {rel:.2e}");
     assert!(rel <= 1e-5);
 }
+
+/// The RoIAlign kernel against the host reference (mmcv's CPU algorithm) on random features, with RoIs on every
+/// pyramid level, partly and wholly outside the map, of zero and of sub-pixel size, for both branch sizes and for
+/// adaptive and fixed sampling.
+#[test]
+fn roi_align_kernel_matches_flex_reference() {
+    use burn::tensor::{Distribution, Tensor};
+    use mask_rcnn_burn::roi_heads::roi_align::{RoiAlignConfig, RoiFeatures, roi_align, roi_level};
+
+    let Some(gpu) = wgpu_device() else { return };
+    let flex = Device::flex();
+    let strides = vec![4, 8, 16, 32];
+    let levels: Vec<Tensor<4>> = strides.iter().map(|s| Tensor::random([1, 6, 96 / s, 128 / s], Distribution::Normal(0.0, 1.0), &flex)).collect();
+    let on = |d: &Device| RoiFeatures::new(levels.iter().map(|t| Tensor::from_data(t.to_data(), d)).collect(), strides.clone());
+    let (host, device) = (on(&flex), on(&gpu));
+    let rois: Vec<[f32; 4]> = vec![
+        [10.0, 12.0, 40.5, 33.0],    // level 0
+        [2.0, 1.0, 130.0, 100.0],    // level 1, slightly outside
+        [-60.0, -50.0, 180.0, 170.0], // level 2, partly outside
+        [-200.0, -100.0, 300.0, 400.0], // level 3, mostly outside
+        [100.0, 80.0, 160.0, 120.0], // partly outside, bottom right
+        [300.0, 300.0, 340.0, 330.0], // wholly outside
+        [20.0, 20.0, 20.0, 20.0],    // zero size
+        [50.2, 40.1, 50.6, 40.3],    // sub-pixel
+    ];
+    let hit: std::collections::BTreeSet<usize> = rois.iter().map(|r| roi_level(r, 56.0, 4)).collect();
+    assert_eq!(hit.len(), 4, "the RoIs cover every level");
+    for (output_size, sampling_ratio) in [(7, 0), (14, 0), (7, 2)] {
+        let cfg = RoiAlignConfig { output_size, sampling_ratio, finest_scale: 56.0 };
+        let expect = roi_align(&host, &rois, &cfg);
+        let got = roi_align(&device, &rois, &cfg);
+        assert_ne!(got.device(), flex, "pooled on the GPU device");
+        let got = got.to_device(&flex);
+        let nonzero = expect.clone().abs().greater_elem(0.0).int().sum().into_scalar::<i64>();
+        // Two RoIs are empty by construction and two mostly outside; the rest must carry values.
+        assert!(nonzero > (expect.dims().iter().product::<usize>() / 3) as i64, "only {nonzero} non-zero values");
+        assert_eq!(got.dims(), expect.dims());
+        let rel = rel_l2(got, expect);
+        println!("RoIAlign {output_size}x{output_size}, sampling {sampling_ratio}: rel L2 {rel:.2e}");
+        assert!(rel <= 1e-5);
+    }
+}

@@ -4,6 +4,7 @@ mod bbox_head;
 mod bbox_postprocess;
 mod mask_head;
 pub mod roi_align;
+pub mod roi_align_cube;
 
 use burn::module::Module;
 use burn::tensor::Device;

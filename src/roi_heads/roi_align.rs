@@ -1,14 +1,16 @@
 //! Multi-level RoIAlign exactly as mmcv's (`aligned=True`, adaptive sampling, average) with mmdet's
 //! `SingleRoIExtractor` level mapping.
 //!
-//! The adaptive sample count `ceil(roi_size / bins)` differs per RoI, so this is not one `grid_sample`; the
-//! reference implementation runs on the host over read-back feature maps, in mmcv's f32 order of operations.
+//! The adaptive sample count `ceil(roi_size / bins)` differs per RoI, so this is not one `grid_sample`. On flex
+//! the reference implementation runs on the host (flex tensors are host memory), in mmcv's f32 order of
+//! operations; on the GPU backends the CubeCL kernel of `roi_align_cube.rs` does the same arithmetic on the device.
 
 use std::sync::OnceLock;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
+use super::roi_align_cube::roi_align_level;
 use crate::postprocess::BBox;
 
 /// RoIAlign settings of one branch (7x7 for boxes, 14x14 for masks).
@@ -79,6 +81,9 @@ pub fn roi_align(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) ->
     if rois.is_empty() {
         return Tensor::zeros([0, c, s, s], &device);
     }
+    if device != Device::flex() {
+        return roi_align_on_device(features, rois, cfg);
+    }
     let host = features.host();
     let mut out = vec![0f32; rois.len() * c * s * s];
     out.par_chunks_mut(c * s * s).zip(rois).for_each(|(dst, roi)| {
@@ -87,6 +92,30 @@ pub fn roi_align(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) ->
         roi_align_single(&host[lvl], roi, scale, cfg, dst);
     });
     Tensor::from_data(TensorData::new(out, [rois.len(), c, s, s]), &device)
+}
+
+/// The GPU path: RoIs grouped by level on the host (they are host values already), one kernel launch per level
+/// (`roi_align_cube`), and the pooled rows gathered back into RoI order on the device.
+fn roi_align_on_device(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) -> Tensor<4> {
+    let device = features.device();
+    let levels: Vec<usize> = rois.iter().map(|r| roi_level(r, cfg.finest_scale, features.levels.len())).collect();
+    let (mut parts, mut order) = (Vec::new(), Vec::with_capacity(rois.len()));
+    for (l, (feat, &stride)) in features.levels.iter().zip(&features.strides).enumerate() {
+        let members: Vec<usize> = (0..rois.len()).filter(|&i| levels[i] == l).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let boxes: Vec<f32> = members.iter().flat_map(|&i| rois[i]).collect();
+        let boxes = Tensor::<2>::from_data(TensorData::new(boxes, [members.len(), 4]), &device);
+        parts.push(roi_align_level(feat.clone(), boxes, stride, cfg.output_size, cfg.sampling_ratio));
+        order.extend(members);
+    }
+    let mut rows = vec![0i32; rois.len()];
+    for (k, &i) in order.iter().enumerate() {
+        rows[i] = k as i32;
+    }
+    let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [rois.len()]), &device);
+    Tensor::cat(parts, 0).select(0, rows)
 }
 
 /// One bilinear tap set of mmcv's `pre_calc_for_bilinear_interpolate`.
