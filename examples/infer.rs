@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use mask_rcnn_burn::device::{DeviceChoice, select_device};
+use mask_rcnn_burn::precision::Precision;
 use mask_rcnn_burn::render::{annotate, save_png};
 use mask_rcnn_burn::weights::resolve_weights;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
@@ -30,6 +31,10 @@ struct Args {
     /// auto (a hardware GPU if there is one, else flex), wgpu, vulkan or flex.
     #[arg(long, default_value = "auto")]
     device: DeviceChoice,
+    /// f32, or f16 (weights and activations in half precision, GroupNorm statistics in f32; meant for GPUs:
+    /// on flex only Burn's generic f16 ops run, without the fast f32 kernels).
+    #[arg(long, default_value = "f32")]
+    precision: Precision,
     /// Keep detections scoring above this (the config's is 0.05).
     #[arg(long)]
     score_thr: Option<f32>,
@@ -79,7 +84,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let weights = resolve_weights(&config, args.weights.as_deref(), true)?;
     let device = select_device(args.device);
     let start = Instant::now();
-    let detector = Detector::from_safetensors(config, &weights, device)?;
+    let detector = Detector::from_safetensors(config, &weights, device)?.with_precision(args.precision);
     let load_time = start.elapsed();
     let (dets, timings) = detector.predict_timed(&image)?;
 

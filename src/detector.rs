@@ -2,7 +2,8 @@
 //!
 //! Tensors stay on the model's device except at three deliberate read-backs, the small sequential parts:
 //! the RPN outputs (for top-k, decoding and NMS), the box head outputs (for per-class NMS) and the chosen
-//! class's 28x28 mask logits (for pasting). The reference RoIAlign also reads the pyramid back once.
+//! class's 28x28 mask logits (for pasting). RoIAlign runs on the device (a CubeCL kernel on the GPU backends;
+//! on flex the host reference, flex tensors being host memory); the RoI boxes go up to it from the host.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,6 +18,7 @@ use crate::model::MaskRcnn;
 use crate::neck::PyramidFeatures;
 use crate::output::{Detection, Detections};
 use crate::postprocess::BBox;
+use crate::precision::Precision;
 use crate::postprocess::mask_paste::paste_mask;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, RoiAlignConfig, RoiFeatures, detect_boxes, roi_align};
@@ -44,12 +46,15 @@ pub struct Detector {
     pub model: MaskRcnn,
     pub config: ModelConfig,
     pub device: Device,
+    /// Weights' and activations' precision on the device (f32 unless [`Detector::with_precision`]).
+    pub precision: Precision,
 }
 
-/// Reads a tensor back to the host as f32, turning a device failure into an error.
+/// Reads a tensor back to the host as f32 (whatever its precision on the device), turning a device failure into an error.
 pub fn read_back<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
     t.try_into_data()
         .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })?
+        .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })
 }
@@ -58,7 +63,12 @@ impl Detector {
     /// Builds the model of `config` and fills it from a checkpoint's tensors.
     pub fn new(config: ModelConfig, weights: StateDict, device: Device) -> Result<Self> {
         let model = load_state_dict(MaskRcnn::new(&config, &device), weights)?;
-        Ok(Self { model, config, device })
+        Ok(Self { model, config, device, precision: Precision::F32 })
+    }
+
+    /// The same detector with its weights (and from then on its activations) in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { model: precision.cast_module(self.model), precision, ..self }
     }
 
     /// Loads a safetensors checkpoint with mmdetection's key names.
@@ -181,7 +191,7 @@ impl Detector {
             clock = Instant::now();
         };
         let pre = self.preprocess(img);
-        let input = pre.to_tensor(&self.device);
+        let input = self.precision.cast(pre.to_tensor(&self.device));
         lap(&mut t.preprocess);
         let (_, pyramid) = self.features(input);
         self.device.sync().map_err(|e| Error::Backend { stage: "backbone", message: format!("{e:?}") })?;

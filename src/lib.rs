@@ -30,6 +30,7 @@ pub mod model;
 pub mod neck;
 pub mod output;
 pub mod postprocess;
+pub mod precision;
 pub mod preprocess;
 pub mod render;
 pub mod roi_heads;

