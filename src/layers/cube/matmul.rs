@@ -49,11 +49,12 @@ mod kernel {
         let j = ABSOLUTE_POS % n;
         let lhs_row = b * lhs_batch_stride + i * k;
         let rhs_col = b * rhs_batch_stride + j;
-        let mut sum = F::new(0.0);
+        // f32 accumulation whatever F is: an f16 sum over the box head's 12544 inputs would lose the result.
+        let mut sum = 0.0f32;
         for kk in 0..k {
-            sum += lhs[lhs_row + kk] * rhs[rhs_col + kk * n];
+            sum += f32::cast_from(lhs[lhs_row + kk]) * f32::cast_from(rhs[rhs_col + kk * n]);
         }
-        out[ABSOLUTE_POS] = sum;
+        out[ABSOLUTE_POS] = F::cast_from(sum);
     }
 }
 
