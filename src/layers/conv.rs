@@ -3,13 +3,17 @@
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{Slice, Tensor};
+use burn::tensor::{DType, Slice, Tensor};
 
 use super::cube;
+use crate::precision::compute_in_f32;
 use super::flex::{self, winograd};
 
 /// `conv.forward(x)`, the fastest way this backend has (and on software Vulkan, one that compiles there).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() != DType::F32 {
+        return compute_in_f32(conv, x, conv2d);
+    }
     if conv.kernel_size == [1, 1] && cube::use_plain_matmul(&x.device()) {
         return pointwise_by_plain_matmul(conv, x);
     }

@@ -3,12 +3,16 @@
 
 use burn::nn::Linear;
 use burn::nn::conv::ConvTranspose2d;
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use super::cube;
+use crate::precision::compute_in_f32;
 
 /// `fc.forward(x)` for `x: [N, in]`.
 pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
+    if x.dtype() != DType::F32 {
+        return compute_in_f32(fc, x, linear);
+    }
     if !cube::use_plain_matmul(&x.device()) {
         return fc.forward(x);
     }
@@ -24,6 +28,9 @@ pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
 /// `up.forward(x)` for the mask head's 2x2, stride-2 transposed conv: with no overlap between output
 /// windows it is one matmul to `4 K` channels, `[K, 2, 2]` per pixel, then a pixel shuffle.
 pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() != DType::F32 {
+        return compute_in_f32(up, x, conv_transpose_2x2);
+    }
     let plain = up.kernel_size == [2, 2] && up.stride == [2, 2] && up.padding == [0, 0] && up.padding_out == [0, 0];
     if !(plain && up.dilation == [1, 1] && up.groups == 1 && cube::use_plain_matmul(&x.device())) {
         return up.forward(x);

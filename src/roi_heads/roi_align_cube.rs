@@ -110,15 +110,16 @@ mod kernel {
         let (ghf, gwf) = (F::cast_from(gh), F::cast_from(gw));
 
         let base = c * height * width;
-        let mut acc = F::new(0.0);
+        // Sum in f32 whatever F is (f16 features: large RoIs take many samples per bin).
+        let mut acc = 0.0f32;
         for iy in 0..gh {
             let y = y1 + F::cast_from(ph as u32) * bin_h + (F::cast_from(iy) + half) * bin_h / ghf;
             for ix in 0..gw {
                 let x = x1 + F::cast_from(pw as u32) * bin_w + (F::cast_from(ix) + half) * bin_w / gwf;
-                acc += bilinear::<F>(feat, base, height, width, y, x);
+                acc += f32::cast_from(bilinear::<F>(feat, base, height, width, y, x));
             }
         }
-        out[ABSOLUTE_POS] = acc / count;
+        out[ABSOLUTE_POS] = F::cast_from(acc / f32::cast_from(count));
     }
 }
 
