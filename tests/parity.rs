@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use common::*;
-use mask_rcnn_burn::eval::{DetRef, box_iou};
+use mask_rcnn_burn::eval::{DetRef, match_detections};
 use mask_rcnn_burn::{BgrImage, Detector};
 
 fn detector_for(case: &str) -> Detector {
