@@ -66,6 +66,8 @@ fn wgpu_ops(c: &mut Criterion) {
     let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
     let gn = GroupNormConfig::new(32, 256).init(&device);
     g.bench_function("conv3x3_gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(conv2d(&conv, x.clone()), &gn); device.sync().unwrap(); y }));
+    g.bench_function("conv3x3_256x50x76", |b| b.iter(|| { let y = conv2d(&conv, x.clone()); device.sync().unwrap(); y }));
+    g.bench_function("gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(x.clone(), &gn); device.sync().unwrap(); y }));
     g.finish();
 }
 

@@ -1,9 +1,10 @@
 //! The inference pipeline: image -> preprocess -> backbone -> neck -> RPN -> RoI heads -> masks -> detections.
 //!
 //! Tensors stay on the model's device except at three deliberate read-backs, the small sequential parts:
-//! the RPN outputs (for top-k, decoding and NMS), the box head outputs (for per-class NMS) and the chosen
-//! class's 28x28 mask logits (for pasting). RoIAlign runs on the device (a CubeCL kernel on the GPU backends;
-//! on flex the host reference, flex tensors being host memory); the RoI boxes go up to it from the host.
+//! the RPN outputs (for top-k, decoding and NMS), the box head outputs (for per-class NMS) and the binary
+//! masks (packed bits of each box's window, pasted on the device). RoIAlign and the mask paste run on the device
+//! (CubeCL kernels on the GPU backends; on flex the host references, flex tensors being host memory); the boxes
+//! go up to them from the host, where NMS left them.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use crate::neck::PyramidFeatures;
 use crate::output::{Detection, Detections};
 use crate::postprocess::BBox;
 use crate::precision::Precision;
-use crate::postprocess::mask_paste::paste_mask;
+use crate::postprocess::mask_paste::paste_masks;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, RoiAlignConfig, RoiFeatures, detect_boxes, roi_align};
 use crate::rpn::{Proposals, RpnLevelOutput, proposals};
@@ -148,23 +149,10 @@ impl Detector {
         if dets.boxes.is_empty() {
             return Ok(out);
         }
-        let logits = self.mask_logits(features, &dets);
-        let [_, m, _] = logits.dims();
-        let logits = read_back(logits, "mask head")?;
         let (sx, sy) = (meta.scale_factor.0 as f32, meta.scale_factor.1 as f32);
-        let thr = self.config.rcnn.mask_thr_binary;
-        let pasted: Vec<_> = {
-            use rayon::prelude::*;
-            dets.boxes
-                .par_iter()
-                .zip(logits.par_chunks(m * m))
-                .map(|(b, l)| {
-                    let bbox = [b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy];
-                    let probs: Vec<f32> = l.iter().map(|v| 1.0 / (1.0 + (-v).exp())).collect();
-                    (bbox, paste_mask(&probs, m, &bbox, ori_w, ori_h, thr))
-                })
-                .collect()
-        };
+        let boxes: Vec<BBox> = dets.boxes.iter().map(|b| [b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy]).collect();
+        let masks = paste_masks(self.mask_logits(features, &dets), &boxes, ori_w, ori_h, self.config.rcnn.mask_thr_binary)?;
+        let pasted = boxes.into_iter().zip(masks);
         for (((bbox, mask), score), label) in pasted.into_iter().zip(dets.scores).zip(dets.labels) {
             let class_name = self.config.dataset.classes[label].clone();
             out.items.push(Detection { bbox, score, label, class_name, mask });

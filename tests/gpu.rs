@@ -18,10 +18,26 @@ fn wgpu_device() -> Option<Device> {
 #[test]
 fn hopper_320_end_to_end_on_wgpu() {
     let Some(device) = wgpu_device() else { return };
+    hopper_320_with_flex_thresholds(device, "wgpu");
+}
+
+/// r50_hopper_320 end to end on `device`, matched against mmdetection with the flex tests' thresholds.
+fn hopper_320_with_flex_thresholds(device: Device, name: &str) {
     let (matched, mask) = check_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), 0.98, 2e-3);
-    println!("wgpu r50_hopper_320: {matched}/100 matched, mask I/U {mask:.5}");
+    println!("{name} r50_hopper_320: {matched}/100 matched, mask I/U {mask:.5}");
     assert!(matched >= 98, "only {matched} of 100 detections matched");
     assert!(mask >= 0.99, "mask intersection/union {mask}");
+}
+
+/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL). Another ~7 minutes on lavapipe, which would
+/// take CI's GPU tests past their 10-minute budget: run it with `cargo test --release --test gpu -- --ignored`.
+#[test]
+#[ignore = "~7 min on lavapipe; run with --ignored"]
+fn hopper_320_end_to_end_on_vulkan() {
+    if wgpu_device().is_none() {
+        return;
+    }
+    hopper_320_with_flex_thresholds(Device::vulkan(DeviceKind::DefaultDevice), "vulkan");
 }
 
 /// f16 weights and activations (GroupNorm statistics in f32): at least 90 of 100 detections matched at box
@@ -119,4 +135,48 @@ fn roi_align_kernel_matches_flex_reference() {
         println!("RoIAlign {output_size}x{output_size}, sampling {sampling_ratio}: rel L2 {rel:.2e}");
         assert!(rel <= 1e-5);
     }
+}
+
+/// The mask paste kernel against the host paste: the same windows, and every pixel equal except where the
+/// host's pasted probability lies within 1e-5 of the threshold (the device's `exp` may round differently).
+#[test]
+fn mask_paste_kernel_matches_host_reference() {
+    use burn::tensor::{Distribution, Tensor};
+    use mask_rcnn_burn::postprocess::mask_paste::{paste_masks, paste_probabilities, sigmoid};
+
+    let Some(gpu) = wgpu_device() else { return };
+    let flex = Device::flex();
+    let (width, height, m, threshold) = (160, 120, 28, 0.5);
+    let boxes: Vec<[f32; 4]> = vec![
+        [10.0, 12.0, 40.5, 33.0],       // inside
+        [-20.0, -10.0, 60.0, 50.0],     // partly outside, top left
+        [120.3, 90.7, 175.0, 140.0],    // partly outside, bottom right
+        [0.0, 0.0, 160.0, 120.0],       // the whole image
+        [30.0, 30.0, 30.0, 30.0],       // zero size
+        [50.0, 40.0, 50.0, 70.0],       // zero width
+        [70.2, 60.1, 70.6, 60.3],       // sub-pixel
+        [200.0, 10.0, 230.0, 40.0],     // wholly outside: an empty window
+        [5.5, 100.25, 150.75, 119.5],   // wide and thin
+    ];
+    let logits = Tensor::<3>::random([boxes.len(), m, m], Distribution::Normal(0.0, 4.0), &flex);
+    let host = paste_masks(logits.clone(), &boxes, width, height, threshold).unwrap();
+    let device = paste_masks(Tensor::from_data(logits.to_data(), &gpu), &boxes, width, height, threshold).unwrap();
+    let values = logits.into_data().try_to_vec::<f32>().unwrap();
+    let (mut pixels, mut set, mut differ) = (0, 0, 0);
+    for (i, (a, b)) in host.iter().zip(&device).enumerate() {
+        assert_eq!((a.x0, a.y0, a.x1, a.y1), (b.x0, b.y0, b.x1, b.y1), "window of box {i}");
+        let probs: Vec<f32> = values[i * m * m..(i + 1) * m * m].iter().map(|v| sigmoid(*v)).collect();
+        let p = paste_probabilities(&probs, m, &boxes[i], [a.x0, a.y0, a.x1, a.y1]);
+        for (k, (x, y)) in a.window.iter().zip(&b.window).enumerate() {
+            if x != y {
+                differ += 1;
+                assert!((p[k] - threshold).abs() <= 1e-5, "box {i} pixel {k}: host probability {} decided differently", p[k]);
+            }
+        }
+        pixels += a.window.len();
+        set += a.area();
+    }
+    println!("mask paste kernel: {differ} of {pixels} window pixels differ from the host ({set} set)");
+    assert!(set > pixels / 5 && set < pixels, "the masks are neither empty nor full ({set} of {pixels})");
+    assert!(host[4].area() <= 9 && host[7].window.is_empty());
 }

@@ -2,6 +2,7 @@
 
 pub mod box_coder;
 pub mod mask_paste;
+pub mod mask_paste_cube;
 pub mod nms;
 
 pub use box_coder::{BBox, DeltaCoder};
