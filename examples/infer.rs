@@ -82,7 +82,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Read the image before the (slow) model load, so a bad image fails fast.
     let image = BgrImage::open(&args.image)?;
     let weights = resolve_weights(&config, args.weights.as_deref(), true)?;
-    let device = select_device(args.device);
+    let device = select_device(args.device)?;
     let start = Instant::now();
     let detector = Detector::from_safetensors(config, &weights, device)?.with_precision(args.precision);
     let load_time = start.elapsed();

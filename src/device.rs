@@ -3,6 +3,8 @@
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
+use crate::error::Error;
+
 /// What the user asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -35,14 +37,17 @@ pub fn hardware_gpu_present() -> bool {
     adapter_types().iter().any(|t| matches!(t, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu))
 }
 
-/// Whether wgpu sees any adapter at all, software ones (lavapipe) included.
+/// Whether wgpu sees any Vulkan/Metal/DX12 adapter, software ones (lavapipe) included.
 pub fn wgpu_adapter_present() -> bool {
     !adapter_types().is_empty()
 }
 
+/// Adapters of the APIs this crate runs on. OpenGL is left out: Burn's wgpu backend falls back to it when no
+/// Vulkan adapter exists, and there (Mesa's EGL on llvmpipe, this machine) a run either crawled for minutes or
+/// panicked in wgpu-hal ("Could not lock adapter context"), so a GL-only machine counts as having no GPU.
 fn adapter_types() -> Vec<wgpu::DeviceType> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    block_on(instance.enumerate_adapters(wgpu::Backends::all())).iter().map(|a| a.get_info().device_type).collect()
+    block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(|a| a.get_info().device_type).collect()
 }
 
 /// Polls a future that native wgpu resolves without waiting.
@@ -57,12 +62,15 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
-/// The Burn device for a choice.
-pub fn select_device(choice: DeviceChoice) -> Device {
+/// The Burn device for a choice; an explicit GPU choice without a Vulkan/Metal/DX12 adapter is an error
+/// rather than wgpu's OpenGL fallback (see [`adapter_types`]).
+pub fn select_device(choice: DeviceChoice) -> Result<Device, Error> {
     match choice {
-        DeviceChoice::Auto if hardware_gpu_present() => Device::wgpu(DeviceKind::DefaultDevice),
-        DeviceChoice::Auto | DeviceChoice::Flex => Device::flex(),
-        DeviceChoice::Wgpu => Device::wgpu(DeviceKind::DefaultDevice),
-        DeviceChoice::Vulkan => Device::vulkan(DeviceKind::DefaultDevice),
+        DeviceChoice::Auto if hardware_gpu_present() => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        DeviceChoice::Auto | DeviceChoice::Flex => Ok(Device::flex()),
+        DeviceChoice::Wgpu if wgpu_adapter_present() => Ok(Device::wgpu(DeviceKind::DefaultDevice)),
+        DeviceChoice::Vulkan if wgpu_adapter_present() => Ok(Device::vulkan(DeviceKind::DefaultDevice)),
+        DeviceChoice::Wgpu => Err(Error::NoGpu { requested: "wgpu" }),
+        DeviceChoice::Vulkan => Err(Error::NoGpu { requested: "vulkan" }),
     }
 }

@@ -11,6 +11,9 @@ pub enum Error {
     Image(#[from] ImageError),
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// A GPU device was asked for where wgpu finds no Vulkan, Metal or DX12 adapter.
+    #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device flex)")]
+    NoGpu { requested: &'static str },
     /// The backend failed while running the model (device lost, out of memory...).
     #[error("backend error during {stage}: {message}")]
     Backend { stage: &'static str, message: String },

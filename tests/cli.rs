@@ -23,7 +23,13 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    let out = Command::new(infer_bin()).args(args).env("MASK_RCNN_BURN_CACHE", scratch("cache")).output().unwrap();
+    run_with_env(args, &[])
+}
+
+fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(infer_bin());
+    cmd.args(args).env("MASK_RCNN_BURN_CACHE", scratch("cache")).envs(env.iter().copied());
+    let out = cmd.output().unwrap();
     println!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
@@ -115,6 +121,22 @@ fn bad_input_is_a_one_line_error_and_no_output() {
         assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: not one line: {stderr}");
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(!json.exists(), "{args:?} left an output file");
+    }
+}
+
+/// With no Vulkan driver visible (the loader pointed at a missing one), asking for a GPU is a one-line error,
+/// not wgpu's OpenGL fallback (which deadlocks on Mesa's llvmpipe).
+#[test]
+fn a_gpu_device_without_a_vulkan_driver_is_an_error() {
+    let weights = synth_weights_file();
+    let image = fixtures().join("images/hopper_640x480.png");
+    let no_driver = [("VK_ICD_FILENAMES", "/nonexistent/icd.json"), ("VK_DRIVER_FILES", "/nonexistent/icd.json")];
+    for device in ["wgpu", "vulkan"] {
+        let out = run_with_env(&[s(&image), "--weights", s(weights), "--device", device], &no_driver);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "--device {device} succeeded");
+        assert!(stderr.contains("no Vulkan, Metal or DX12 adapter"), "{device}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{device}: not one line: {stderr}");
     }
 }
 

@@ -9,7 +9,7 @@ use common::*;
 
 fn wgpu_device() -> Option<Device> {
     if !mask_rcnn_burn::device::wgpu_adapter_present() {
-        eprintln!("no wgpu adapter: GPU-path tests skipped (install mesa-vulkan-drivers for lavapipe)");
+        eprintln!("no Vulkan/Metal/DX12 adapter: GPU-path tests skipped (install mesa-vulkan-drivers for lavapipe)");
         return None;
     }
     Some(Device::wgpu(DeviceKind::DefaultDevice))
