@@ -18,15 +18,7 @@ fn wgpu_device() -> Option<Device> {
 #[test]
 fn hopper_320_end_to_end_on_wgpu() {
     let Some(device) = wgpu_device() else { return };
-    hopper_320_with_flex_thresholds(device, "wgpu");
-}
-
-/// r50_hopper_320 end to end on `device`, matched against mmdetection with the flex tests' thresholds.
-fn hopper_320_with_flex_thresholds(device: Device, name: &str) {
-    let (matched, mask) = check_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), 0.98, 2e-3);
-    println!("{name} r50_hopper_320: {matched}/100 matched, mask I/U {mask:.5}");
-    assert!(matched >= 98, "only {matched} of 100 detections matched");
-    assert!(mask >= 0.99, "mask intersection/union {mask}");
+    assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "wgpu");
 }
 
 /// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL). Another ~7 minutes on lavapipe, which would
@@ -37,7 +29,8 @@ fn hopper_320_end_to_end_on_vulkan() {
     if wgpu_device().is_none() {
         return;
     }
-    hopper_320_with_flex_thresholds(Device::vulkan(DeviceKind::DefaultDevice), "vulkan");
+    let device = Device::vulkan(DeviceKind::DefaultDevice);
+    assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "vulkan");
 }
 
 /// f16 weights and activations (GroupNorm statistics in f32): at least 90 of 100 detections matched at box

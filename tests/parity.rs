@@ -85,9 +85,7 @@ fn hopper_320_stage_by_stage() {
 /// End to end from the PNG: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),
 /// and total mask intersection / union over the matched pairs >= 0.99.
 fn end_to_end(case: &str) {
-    let (matched, mask) = check_end_to_end(case, detector_for(case), 0.98, 2e-3);
-    assert!(matched >= 98, "{case}: only {matched} of 100 detections matched");
-    assert!(mask >= 0.99, "{case}: mask intersection/union {mask}");
+    assert_end_to_end(case, detector_for(case), "flex");
 }
 
 #[test]
