@@ -61,6 +61,17 @@ pub enum ImageError {
         width: u32,
         height: u32,
     },
+    /// A JPEG that ends before its EOI marker: mmdetection's loader (`cv2.imdecode`) rejects it too.
+    #[error("image {origin} is truncated (the JPEG data end before its EOI marker)")]
+    Truncated { origin: String },
+    /// The header claims more pixels than the decoder's limit allows (checked before allocating).
+    #[error("image {origin} is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
+    TooLarge {
+        origin: String,
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("image buffer of {len} bytes does not hold {height}x{width}x3 pixels")]
     BadBuffer { len: usize, height: usize, width: usize },
 }

@@ -82,7 +82,7 @@ fn hopper_320_stage_by_stage() {
     assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
 }
 
-/// End to end from the PNG: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),
+/// End to end from the image file: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),
 /// and total mask intersection / union over the matched pairs >= 0.99.
 fn end_to_end(case: &str) {
     assert_end_to_end(case, detector_for(case), "flex");
@@ -101,6 +101,12 @@ fn hopper_default_end_to_end() {
 #[test]
 fn coffee_default_end_to_end() {
     end_to_end("r50_coffee_default");
+}
+
+/// A JPEG photo (coffee, OpenCV quality 85, 4:2:0) decoded as mmdetection's cv2 loader decodes it.
+#[test]
+fn coffee_jpeg_default_end_to_end() {
+    end_to_end("r50_coffee_jpeg_default");
 }
 
 #[test]

@@ -7,7 +7,8 @@ use mask_rcnn_burn::BgrImage;
 use mask_rcnn_burn::preprocess::{preprocess_with_resized, resize_linear};
 use safetensors::SafeTensors;
 
-const CASES: [&str; 5] = ["r50_hopper_320", "r50_hopper_default", "r50_coffee_default", "r101_coffee_320", "r50c_hopper_320"];
+const CASES: [&str; 6] =
+    ["r50_hopper_320", "r50_hopper_default", "r50_coffee_default", "r101_coffee_320", "r50c_hopper_320", "r50_coffee_jpeg_default"];
 
 #[test]
 fn network_input_equals_mmdetection_exactly() {

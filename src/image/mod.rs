@@ -1,11 +1,39 @@
-//! Image decoding: any PNG or JPEG into 8-bit, 3-channel pixels, as OpenCV's `imread(IMREAD_COLOR)` gives them.
+//! Image decoding: any PNG or JPEG into 8-bit, 3-channel pixels, as OpenCV's `imread(IMREAD_COLOR)` gives them
+//! (mmdetection's loader). JPEG goes through libjpeg-turbo with OpenCV's settings ([`jpeg`]); PNG through the
+//! `image` crate, whose PNG pixels are exact.
+
+mod jpeg;
 
 use std::io::Cursor;
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::ImageError;
+
+/// Bounds checked against an image's header before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageLimits {
+    /// Largest `width * height` accepted; the BGR buffer takes 3 bytes per pixel.
+    pub max_pixels: u64,
+}
+
+impl Default for ImageLimits {
+    /// 200 megapixels (a 600 MB BGR buffer): larger than any camera photo, far below what a forged header can claim.
+    fn default() -> Self {
+        Self { max_pixels: 200_000_000 }
+    }
+}
+
+impl ImageLimits {
+    fn check(&self, origin: &str, width: u32, height: u32) -> Result<(), ImageError> {
+        if width as u64 * height as u64 > self.max_pixels {
+            return Err(ImageError::TooLarge { origin: origin.to_string(), width, height, max_pixels: self.max_pixels });
+        }
+        Ok(())
+    }
+}
 
 /// An 8-bit image, row-major `H x W x 3`, channels in B, G, R order (what mmdetection's cv2 loader holds).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,14 +67,22 @@ impl BgrImage {
         Self::decode(&bytes, &path.display().to_string())
     }
 
-    /// Decodes an encoded image (PNG, JPEG). `origin` names it in errors.
-    ///
-    /// Like `cv2.imread(path, IMREAD_COLOR)`: EXIF orientation applied, gray replicated to 3 channels, alpha
-    /// dropped (not composited), 16-bit samples reduced by `>> 8`. PNG pixels are exact; JPEG pixels can differ
-    /// from libjpeg-turbo's by a grey level or two (a different IDCT and chroma upsampling).
+    /// Decodes an encoded image (PNG, JPEG) with the default [`ImageLimits`]. `origin` names it in errors.
     pub fn decode(bytes: &[u8], origin: &str) -> Result<Self, ImageError> {
+        Self::decode_with_limits(bytes, origin, &ImageLimits::default())
+    }
+
+    /// Decodes an encoded image like `cv2.imread(path, IMREAD_COLOR)`: EXIF orientation applied, gray replicated
+    /// to 3 channels, alpha dropped (not composited), 16-bit samples reduced by `>> 8`. JPEG pixels are
+    /// libjpeg-turbo's with OpenCV's settings ([`jpeg`]), PNG pixels the `image` crate's (both byte-exact
+    /// against cv2). A header larger than `limits` is an error before any pixel is allocated.
+    pub fn decode_with_limits(bytes: &[u8], origin: &str, limits: &ImageLimits) -> Result<Self, ImageError> {
         if bytes.is_empty() {
             return Err(ImageError::EmptyFile { origin: origin.to_string() });
+        }
+        if jpeg::is_jpeg(bytes) {
+            let (width, height, bgr) = jpeg::decode(bytes, origin, limits)?;
+            return Self::from_bgr(width, height, bgr);
         }
         let decode_err = |e: image::ImageError| ImageError::Decode { origin: origin.to_string(), message: e.to_string() };
         let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
@@ -59,6 +95,7 @@ impl BgrImage {
         if width == 0 || height == 0 {
             return Err(ImageError::NoPixels { origin: origin.to_string(), width, height });
         }
+        limits.check(origin, width, height)?;
         let mut img = DynamicImage::from_decoder(decoder).map_err(decode_err)?;
         img.apply_orientation(orientation);
         let (w, h) = (img.width() as usize, img.height() as usize);
@@ -78,6 +115,18 @@ impl BgrImage {
         out.chunks_exact_mut(3).for_each(|px| px.swap(0, 2));
         out
     }
+}
+
+/// `H x W x 3` pixels turned upright by an EXIF orientation (the same flips and transposes as OpenCV's
+/// `ApplyExifOrientation`): `(width, height, pixels)`.
+fn orient(width: usize, height: usize, pixels: Vec<u8>, orientation: Orientation) -> (usize, usize, Vec<u8>) {
+    if orientation == Orientation::NoTransforms {
+        return (width, height, pixels);
+    }
+    let buffer = RgbImage::from_raw(width as u32, height as u32, pixels).expect("3 bytes per pixel");
+    let mut img = DynamicImage::ImageRgb8(buffer);
+    img.apply_orientation(orientation);
+    (img.width() as usize, img.height() as usize, img.into_rgb8().into_raw())
 }
 
 #[cfg(test)]
