@@ -68,6 +68,12 @@ fn wgpu_ops(c: &mut Criterion) {
     g.bench_function("conv3x3_gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(conv2d(&conv, x.clone()), &gn); device.sync().unwrap(); y }));
     g.bench_function("conv3x3_256x50x76", |b| b.iter(|| { let y = conv2d(&conv, x.clone()); device.sync().unwrap(); y }));
     g.bench_function("gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(x.clone(), &gn); device.sync().unwrap(); y }));
+    // The box head's work on 200 RoIs: a 3x3 conv on 7x7 maps (11.6 GFLOP) and the 12544->1024 fc (5.1 GFLOP).
+    let rois = Tensor::<4>::random([200, 256, 7, 7], Distribution::Default, &device);
+    g.bench_function("conv3x3_200rois_7x7", |b| b.iter(|| { let y = conv2d(&conv, rois.clone()); device.sync().unwrap(); y }));
+    let fc = burn::nn::LinearConfig::new(256 * 49, 1024).init(&device);
+    let flat = rois.clone().reshape([200, 256 * 49]);
+    g.bench_function("fc_200x12544x1024", |b| b.iter(|| { let y = mask_rcnn_burn::layers::linear(&fc, flat.clone()); device.sync().unwrap(); y }));
     g.finish();
 }
 

@@ -10,31 +10,14 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use mask_rcnn_burn::model::MaskRcnn;
-use mask_rcnn_burn::weights::synth::generate;
-use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys};
+use mask_rcnn_burn::weights::synth::random_state_dict;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 
 const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/coffee_600x400.png");
 
-/// Synthetic weights for any config: uniform values scaled like the synth-v1 rules (fan-in for weights,
-/// 1 +- 0.5 for GN gammas, small biases), so activations stay in range and the RPN yields 1000 proposals.
+/// The library's synthetic weights (same shapes and FLOPs as the checkpoints, 1000 proposals).
 fn synthetic(config: &ModelConfig, device: &Device) -> Detector {
-    let model = MaskRcnn::new(config, device);
-    let mut dict = StateDict { origin: "bench".into(), ..Default::default() };
-    for spec in expected_keys(&model) {
-        let n: usize = spec.shape.iter().product();
-        let fan_in: usize = spec.shape.iter().skip(1).product::<usize>().max(1);
-        let is_norm = spec.key.contains(".gn") || spec.key.contains("downsample.1") || spec.key.starts_with("backbone.gn1");
-        let (center, half) = match (is_norm, spec.key.ends_with(".weight")) {
-            (true, true) => (1.0, 0.5),
-            (true, false) => (0.0, 0.17),
-            (false, false) => (0.0, 0.035),
-            (false, true) => (0.0, (3.0 / fan_in as f64).sqrt()),
-        };
-        dict.tensors.insert(spec.key.clone(), HostTensor { data: generate(&spec.key, n, center, half, false, 1), shape: spec.shape });
-    }
-    Detector::new(config.clone(), dict, device.clone()).expect("synthetic weights fit")
+    Detector::new(config.clone(), random_state_dict(config, 1), device.clone()).expect("synthetic weights fit")
 }
 
 fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {

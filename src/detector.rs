@@ -20,6 +20,7 @@ use crate::neck::PyramidFeatures;
 use crate::output::{Detection, Detections};
 use crate::postprocess::BBox;
 use crate::precision::Precision;
+use crate::readback::read_f32 as read_back;
 use crate::postprocess::mask_paste::paste_masks;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, RoiAlignConfig, RoiFeatures, detect_boxes, roi_align};
@@ -49,15 +50,6 @@ pub struct Detector {
     pub device: Device,
     /// Weights' and activations' precision on the device (f32 unless [`Detector::with_precision`]).
     pub precision: Precision,
-}
-
-/// Reads a tensor back to the host as f32 (whatever its precision on the device), turning a device failure into an error.
-pub fn read_back<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
-    t.try_into_data()
-        .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .map_err(|e| Error::Backend { stage, message: format!("{e:?}") })
 }
 
 impl Detector {

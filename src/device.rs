@@ -32,6 +32,37 @@ impl std::str::FromStr for DeviceChoice {
     }
 }
 
+/// What wgpu reports of one adapter.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AdapterSummary {
+    /// The GPU's name, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// The graphics API: Vulkan, Metal, Dx12.
+    pub backend: String,
+    /// DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu (software), Other.
+    pub device_type: String,
+    /// The driver's name and version string.
+    pub driver: String,
+    pub driver_info: String,
+}
+
+/// The Vulkan, Metal and DX12 adapters wgpu finds (see [`adapter_types`] for why not OpenGL).
+pub fn adapters() -> Vec<AdapterSummary> {
+    enumerate()
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            AdapterSummary {
+                name: info.name,
+                backend: format!("{:?}", info.backend),
+                device_type: format!("{:?}", info.device_type),
+                driver: info.driver,
+                driver_info: info.driver_info,
+            }
+        })
+        .collect()
+}
+
 /// Whether wgpu sees a discrete, integrated or virtual GPU.
 pub fn hardware_gpu_present() -> bool {
     adapter_types().iter().any(|t| matches!(t, wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu))
@@ -46,8 +77,12 @@ pub fn wgpu_adapter_present() -> bool {
 /// Vulkan adapter exists, and there (Mesa's EGL on llvmpipe, this machine) a run either crawled for minutes or
 /// panicked in wgpu-hal ("Could not lock adapter context"), so a GL-only machine counts as having no GPU.
 fn adapter_types() -> Vec<wgpu::DeviceType> {
+    enumerate().iter().map(|a| a.get_info().device_type).collect()
+}
+
+fn enumerate() -> Vec<wgpu::Adapter> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY)).iter().map(|a| a.get_info().device_type).collect()
+    block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
 }
 
 /// Polls a future that native wgpu resolves without waiting.

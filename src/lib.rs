@@ -32,6 +32,7 @@ pub mod output;
 pub mod postprocess;
 pub mod precision;
 pub mod preprocess;
+pub mod readback;
 pub mod render;
 pub mod roi_heads;
 pub mod rpn;

@@ -1,9 +1,9 @@
-//! Convolution dispatch: 3x3 stride-1 convs on flex go to the Winograd host kernel (`flex::winograd`), 1x1
-//! convs on software Vulkan to the plain matmul kernel (`cube::matmul`), everything else to Burn's `Conv2d::forward`.
+//! Convolution dispatch: 3x3 stride-1 convs on flex go to the Winograd host kernel (`flex::winograd`), every conv
+//! on software Vulkan to the plain direct kernel (`cube::conv`), everything else to Burn's `Conv2d::forward`.
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
-use burn::tensor::{DType, Slice, Tensor};
+use burn::tensor::{DType, Tensor};
 
 use super::cube;
 use crate::precision::compute_in_f32;
@@ -14,8 +14,12 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     if x.dtype() != DType::F32 {
         return compute_in_f32(conv, x, conv2d);
     }
-    if conv.kernel_size == [1, 1] && cube::use_plain_matmul(&x.device()) {
-        return pointwise_by_plain_matmul(conv, x);
+    if cube::use_plain_matmul(&x.device())
+        && let Some(padding) = plain_padding(conv)
+    {
+        let [k, ..] = conv.weight.dims();
+        let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
+        return cube::plain_conv2d(x, conv.weight.val(), bias, conv.stride, padding);
     }
     if !(flex::applies(&x) && is_winograd_shape(conv)) {
         return conv.forward(x);
@@ -30,21 +34,15 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     flex::from_host(y, [n, k, h, w], &device)
 }
 
-/// A 1x1 conv (stride s, no padding) as `W [1, K, C] x X [N, C, HW]` on [`cube::plain_matmul`].
-fn pointwise_by_plain_matmul(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [sy, sx] = conv.stride;
-    let x = if sy * sx > 1 {
-        let every = |s: usize| Slice { start: 0, end: None, step: s as isize };
-        x.slice([every(1), every(1), every(sy), every(sx)])
-    } else {
-        x
-    };
-    let [n, c, h, w] = x.dims();
-    let [k, ..] = conv.weight.dims();
-    let y = cube::plain_matmul(conv.weight.val().reshape([1, k, c]), x.reshape([n, c, h * w])).reshape([n, k, h, w]);
-    match &conv.bias {
-        Some(b) => y.add(b.val().reshape([1, k, 1, 1])),
-        None => y,
+/// `(top, left, bottom, right)` when the plain kernel covers `conv` (explicit or no padding, no dilation, no groups).
+fn plain_padding(conv: &Conv2d) -> Option<[usize; 4]> {
+    if conv.dilation != [1, 1] || conv.groups != 1 {
+        return None;
+    }
+    match conv.padding {
+        PaddingConfig2d::Explicit(top, left, bottom, right) => Some([top, left, bottom, right]),
+        PaddingConfig2d::Valid => Some([0; 4]),
+        PaddingConfig2d::Same => None,
     }
 }
 

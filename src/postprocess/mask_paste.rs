@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::box_coder::BBox;
 use super::mask_paste_cube::paste_masks_packed;
-use crate::detector::read_back;
+use crate::readback::{read_f32, read_u32};
 use crate::error::{Error, Result};
 use crate::output::Mask;
 
@@ -72,7 +72,7 @@ pub fn paste_masks(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_
     if logits.device() != Device::flex() {
         return paste_masks_on_device(logits, boxes, image_width, image_height, threshold);
     }
-    let logits = read_back(logits, "mask head")?;
+    let logits = read_f32(logits, "mask head")?;
     Ok(boxes
         .par_iter()
         .zip(logits.par_chunks(m * m))
@@ -109,8 +109,7 @@ fn paste_masks_on_device(logits: Tensor<3>, boxes: &[BBox], image_width: usize, 
     let boxes = Tensor::<2>::from_data(TensorData::new(coords, [boxes.len(), 4]), &device);
     let table = Tensor::<2, Int>::from_data(TensorData::new(table, [windows.len(), 5]), &device);
     let packed = paste_masks_packed(logits, boxes, table, total, widest, threshold);
-    let backend = |e: &dyn std::fmt::Debug| Error::Backend { stage: "mask paste", message: format!("{e:?}") };
-    let bits = packed.try_into_data().map_err(|e| backend(&e))?.convert::<u32>().try_into_vec::<u32>().map_err(|e| backend(&e))?;
+    let bits = read_u32(packed, "mask paste")?;
     let mut offset = 0;
     for mask in &mut masks {
         for (p, v) in mask.window.iter_mut().enumerate() {

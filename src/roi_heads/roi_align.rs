@@ -59,7 +59,8 @@ impl RoiFeatures {
                 .iter()
                 .map(|t| {
                     let [_, channels, height, width] = t.dims();
-                    let data = t.clone().into_data().try_into_vec::<f32>().expect("f32 features");
+                    // Converted: f16 features (flex at f16) read as f32; flex memory is the host's, no transfer.
+                    let data = t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
                     HostFeature { data, channels, height, width }
                 })
                 .collect()

@@ -9,8 +9,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::mapping::expected_keys;
 use super::state_dict::{HostTensor, StateDict};
+use crate::config::ModelConfig;
 use crate::error::WeightsError;
+use crate::model::MaskRcnn;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
@@ -97,6 +100,27 @@ impl Manifest {
         }
         Ok(dict)
     }
+}
+
+/// Synthetic weights for any config (benchmarks, the GPU report): every key of the model with synth-v1 values
+/// scaled like the fixtures' rules — fan-in for conv/fc weights, 1 +- 0.5 for GroupNorm gammas, small biases — so
+/// activations stay in range and the RPN yields the full 1000 proposals, as trained weights do.
+pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
+    let model = MaskRcnn::new(config, &burn::tensor::Device::flex());
+    let mut dict = StateDict { origin: format!("synthetic {} seed {seed}", config.name), ..Default::default() };
+    for spec in expected_keys(&model) {
+        let n: usize = spec.shape.iter().product();
+        let fan_in: usize = spec.shape.iter().skip(1).product::<usize>().max(1);
+        let is_norm = spec.key.contains(".gn") || spec.key.contains("downsample.1") || spec.key.starts_with("backbone.gn1");
+        let (center, half) = match (is_norm, spec.key.ends_with(".weight")) {
+            (true, true) => (1.0, 0.5),
+            (true, false) => (0.0, 0.17),
+            (false, false) => (0.0, 0.035),
+            (false, true) => (0.0, (3.0 / fan_in as f64).sqrt()),
+        };
+        dict.tensors.insert(spec.key.clone(), HostTensor { data: generate(&spec.key, n, center, half, false, seed), shape: spec.shape });
+    }
+    dict
 }
 
 #[cfg(test)]

@@ -198,11 +198,34 @@ pub fn assert_close(name: &str, ours: &[f32], reference: &[f32], rel: f64, abs: 
     assert!(r <= rel && m <= abs, "{name}: rel L2 {r:.3e} (bound {rel:e}), max abs {m:.3e} (bound {abs:e})");
 }
 
+/// The image a fixture case was made from.
+pub fn case_image(case: &str) -> BgrImage {
+    BgrImage::open(fixtures().join("images").join(case_meta(case).image)).unwrap()
+}
+
+/// `ours` matched against `reference` (label, box IoU >= `iou`, |score diff| <= `score_tol`): (pairs, mask
+/// intersection/union over the pairs).
+pub fn match_against(reference: &mask_rcnn_burn::Detections, ours: &mask_rcnn_burn::Detections, iou: f32, score_tol: f32) -> (usize, f64) {
+    let as_ref = |d: &mask_rcnn_burn::Detection| DetRef { bbox: d.bbox, score: d.score, label: d.label };
+    let pairs = match_detections(
+        &reference.items.iter().map(as_ref).collect::<Vec<_>>(),
+        &ours.items.iter().map(as_ref).collect::<Vec<_>>(),
+        iou,
+        score_tol,
+    );
+    let (mut inter, mut union) = (0u64, 0u64);
+    for &(r, o) in &pairs {
+        let (i, u) = mask_overlap(&reference.items[r].mask.to_dense(), &ours.items[o].mask.to_dense());
+        inter += i;
+        union += u;
+    }
+    (pairs.len(), inter as f64 / union.max(1) as f64)
+}
+
 /// The case's image through `det`, matched against mmdetection's 100 detections (label, box IoU >= `iou`,
 /// |score diff| <= `score_tol`): (pairs matched, mask intersection/union over the pairs).
 pub fn check_end_to_end(case: &str, det: Detector, iou: f32, score_tol: f32) -> (usize, f64) {
-    let image = BgrImage::open(fixtures().join("images").join(case_meta(case).image)).unwrap();
-    let ours = det.predict(&image).unwrap();
+    let ours = det.predict(&case_image(case)).unwrap();
     let fixture = case_detections(case);
     let reference: Vec<DetRef> = fixture.detections.iter().map(FixtureDetection::as_ref).collect();
     let candidates: Vec<DetRef> = ours.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();

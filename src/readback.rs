@@ -1,0 +1,60 @@
+//! Reading device tensors back to the host: the one place that converts dtypes (f16 activations come back as
+//! f32), turns a device failure into [`Error::Backend`], and counts what crosses from a GPU to the host.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+
+use crate::error::{Error, Result};
+
+static READS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// Read-backs from GPU devices since the process started (flex tensors are host memory and are not counted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadbackStats {
+    /// Tensors read back.
+    pub count: u64,
+    /// Their size on the device.
+    pub bytes: u64,
+}
+
+impl ReadbackStats {
+    /// What was read between `earlier` and `self`.
+    pub fn since(self, earlier: Self) -> Self {
+        Self { count: self.count - earlier.count, bytes: self.bytes - earlier.bytes }
+    }
+}
+
+/// The counters now.
+pub fn stats() -> ReadbackStats {
+    ReadbackStats { count: READS.load(Ordering::Relaxed), bytes: BYTES.load(Ordering::Relaxed) }
+}
+
+/// Counts a read of `numel` values of `dtype` from `device` (flex excepted).
+fn count(device: &Device, numel: usize, dtype: burn::tensor::DType) {
+    if *device != Device::flex() {
+        READS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add((numel * dtype.size()) as u64, Ordering::Relaxed);
+    }
+}
+
+fn backend_error(stage: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> Error {
+    move |e| Error::Backend { stage, message: format!("{e:?}") }
+}
+
+/// A float tensor's values as f32, whatever its dtype on the device.
+pub fn read_f32<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
+    count(&t.device(), t.shape().num_elements(), t.dtype());
+    let err = backend_error(stage);
+    let data: TensorData = t.try_into_data().map_err(|e| err(&e))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| err(&e))
+}
+
+/// An integer tensor's values as u32.
+pub fn read_u32<const D: usize>(t: Tensor<D, Int>, stage: &'static str) -> Result<Vec<u32>> {
+    count(&t.device(), t.shape().num_elements(), t.dtype());
+    let err = backend_error(stage);
+    let data: TensorData = t.try_into_data().map_err(|e| err(&e))?;
+    data.convert::<u32>().try_into_vec::<u32>().map_err(|e| err(&e))
+}
