@@ -10,7 +10,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mask_rcnn_burn::layers::{conv2d, group_norm};
+use mask_rcnn_burn::ops::{conv2d, group_norm, group_norm_relu};
 
 /// Times `op` on a fresh, uniquely owned copy of `x` (made outside the timing), as in the pipeline, where each
 /// stage consumes the previous stage's output: the host kernels then take the buffer without copying it.
@@ -33,7 +33,7 @@ fn ops(c: &mut Criterion) {
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
     let x = Tensor::<4>::random([1, 256, 200, 304], Distribution::Default, &device);
     let gn = GroupNormConfig::new(32, 256).init(&device);
-    g.bench_function("gn_relu_256x200x304", |b| fresh(b, &x, &device, |t| group_norm::<true>(t, &gn)));
+    g.bench_function("gn_relu_256x200x304", |b| fresh(b, &x, &device, |t| group_norm_relu(t, &gn)));
     g.bench_function("burn_gn_256x200x304", |b| fresh(b, &x, &device, |t| gn.forward(t)));
     g.bench_function("copy_out_in_256x200x304", |b| b.iter(|| { let d = x.clone().into_data(); Tensor::<4>::from_data(d, &device) }));
     let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
@@ -46,7 +46,7 @@ fn ops(c: &mut Criterion) {
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_1000x256x7x7", |b| fresh(b, &r, &device, |t| conv.forward(t)));
     g.bench_function("winograd_conv3x3_1000x256x7x7", |b| fresh(b, &r, &device, |t| conv2d(&conv, t)));
-    g.bench_function("gn_relu_1000x256x7x7", |b| fresh(b, &r, &device, |t| group_norm::<true>(t, &gn)));
+    g.bench_function("gn_relu_1000x256x7x7", |b| fresh(b, &r, &device, |t| group_norm_relu(t, &gn)));
     g.bench_function("burn_gn_1000x256x7x7", |b| fresh(b, &r, &device, |t| gn.forward(t)));
     g.finish();
     wgpu_ops(c);
@@ -65,9 +65,9 @@ fn wgpu_ops(c: &mut Criterion) {
     let x = Tensor::<4>::random([1, 256, 50, 76], Distribution::Default, &device);
     let conv = Conv2dConfig::new([256, 256], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
     let gn = GroupNormConfig::new(32, 256).init(&device);
-    g.bench_function("conv3x3_gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(conv2d(&conv, x.clone()), &gn); device.sync().unwrap(); y }));
+    g.bench_function("conv3x3_gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm_relu(conv2d(&conv, x.clone()), &gn); device.sync().unwrap(); y }));
     g.bench_function("conv3x3_256x50x76", |b| b.iter(|| { let y = conv2d(&conv, x.clone()); device.sync().unwrap(); y }));
-    g.bench_function("gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm::<true>(x.clone(), &gn); device.sync().unwrap(); y }));
+    g.bench_function("gn_relu_256x50x76", |b| b.iter(|| { let y = group_norm_relu(x.clone(), &gn); device.sync().unwrap(); y }));
     // The box head's work on 200 RoIs: a 3x3 conv on 7x7 maps (11.6 GFLOP) and the 12544->1024 fc (5.1 GFLOP).
     let rois = Tensor::<4>::random([200, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_200rois_7x7", |b| b.iter(|| { let y = conv2d(&conv, rois.clone()); device.sync().unwrap(); y }));

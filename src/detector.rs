@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use crate::backbone::BackboneFeatures;
 use crate::config::ModelConfig;
@@ -17,14 +17,15 @@ use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::model::MaskRcnn;
 use crate::neck::PyramidFeatures;
-use crate::output::{Detection, Detections};
-use crate::postprocess::BBox;
+use crate::ops::readback::read_f32;
+use crate::ops::{RoiAlignConfig, RoiFeatures, roi_align};
+use crate::output::Detections;
+use crate::postprocess::detector_postprocess;
 use crate::precision::Precision;
-use crate::readback::read_f32 as read_back;
-use crate::postprocess::mask_paste::paste_masks;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
-use crate::roi_heads::{BoxDetections, RoiAlignConfig, RoiFeatures, detect_boxes, roi_align};
+use crate::roi_heads::{BoxDetections, detect_boxes, mask_rcnn_inference};
 use crate::rpn::{Proposals, RpnLevelOutput, proposals};
+use crate::structures::BBox;
 use crate::weights::{StateDict, load_state_dict};
 
 /// Wall time of each stage of one `predict` (the device is synchronised at each read-back).
@@ -90,7 +91,7 @@ impl Detector {
         let mut levels = Vec::with_capacity(pyramid.len());
         for (cls, reg) in self.rpn_head(pyramid) {
             let [_, _, height, width] = cls.dims();
-            levels.push(RpnLevelOutput { cls: read_back(cls, "rpn")?, reg: read_back(reg, "rpn")?, height, width });
+            levels.push(RpnLevelOutput { cls: read_f32(cls, "rpn")?, reg: read_f32(reg, "rpn")?, height, width });
         }
         Ok(proposals(&levels, &self.config.rpn, meta.img_shape))
     }
@@ -121,35 +122,20 @@ impl Detector {
             return Ok(BoxDetections::default());
         }
         let (cls, reg) = self.model.roi_head.bbox_head.forward(self.bbox_roi_features(features, rois));
-        let (cls, reg) = (read_back(cls, "box head")?, read_back(reg, "box head")?);
+        let (cls, reg) = (read_f32(cls, "box head")?, read_f32(reg, "box head")?);
         Ok(detect_boxes(rois, &cls, &reg, &self.config.rcnn, meta.img_shape))
     }
 
     /// Mask logits of each detection's own class: `[N, 28, 28]` (device).
     pub fn mask_logits(&self, features: &RoiFeatures, dets: &BoxDetections) -> Tensor<3> {
         let logits = self.model.roi_head.mask_head.forward(self.mask_roi_features(features, &dets.boxes));
-        let [n, classes, h, w] = logits.dims();
-        let rows: Vec<i64> = dets.labels.iter().enumerate().map(|(i, &l)| (i * classes + l) as i64).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &self.device);
-        logits.reshape([n * classes, h * w]).select(0, index).reshape([n, h, w])
+        mask_rcnn_inference(logits, &dets.labels)
     }
 
     /// Masks pasted into the original image, boxes rescaled to it: the final detections.
     pub fn finish(&self, features: &RoiFeatures, dets: BoxDetections, meta: &ImageMeta) -> Result<Detections> {
-        let (ori_h, ori_w) = meta.ori_shape;
-        let mut out = Detections { image_width: ori_w, image_height: ori_h, items: Vec::with_capacity(dets.boxes.len()) };
-        if dets.boxes.is_empty() {
-            return Ok(out);
-        }
-        let (sx, sy) = (meta.scale_factor.0 as f32, meta.scale_factor.1 as f32);
-        let boxes: Vec<BBox> = dets.boxes.iter().map(|b| [b[0] / sx, b[1] / sy, b[2] / sx, b[3] / sy]).collect();
-        let masks = paste_masks(self.mask_logits(features, &dets), &boxes, ori_w, ori_h, self.config.rcnn.mask_thr_binary)?;
-        let pasted = boxes.into_iter().zip(masks);
-        for (((bbox, mask), score), label) in pasted.into_iter().zip(dets.scores).zip(dets.labels) {
-            let class_name = self.config.dataset.classes[label].clone();
-            out.items.push(Detection { bbox, score, label, class_name, mask });
-        }
-        Ok(out)
+        let logits = self.mask_logits(features, &dets);
+        detector_postprocess(dets, logits, meta, &self.config.dataset.classes, self.config.rcnn.mask_thr_binary)
     }
 
     /// Detects objects in one image.

@@ -98,7 +98,7 @@ fn plain_kernel_layers_match_flex() {
     use burn::nn::LinearConfig;
     use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::layers::{conv_transpose_2x2, conv2d, linear};
+    use mask_rcnn_burn::ops::{conv_transpose_2x2, conv2d, linear};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -146,7 +146,7 @@ fn plain_kernel_layers_match_flex() {
 #[test]
 fn roi_align_kernel_matches_flex_reference() {
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::roi_heads::roi_align::{RoiAlignConfig, RoiFeatures, roi_align, roi_level};
+    use mask_rcnn_burn::ops::roi_align::{RoiAlignConfig, RoiFeatures, roi_align, roi_level};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -187,7 +187,8 @@ fn roi_align_kernel_matches_flex_reference() {
 #[test]
 fn mask_paste_kernel_matches_host_reference() {
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::postprocess::mask_paste::{paste_masks, paste_probabilities, sigmoid};
+    use mask_rcnn_burn::ops::mask_paste::{host::paste_probabilities, paste_masks};
+    use mask_rcnn_burn::ops::sigmoid;
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -233,7 +234,7 @@ fn group_norm_kernel_matches_flex_reference() {
     use burn::module::Module;
     use burn::nn::{GroupNorm, GroupNormConfig};
     use burn::tensor::{DType, Distribution, Tensor};
-    use mask_rcnn_burn::layers::group_norm;
+    use mask_rcnn_burn::ops::{group_norm, group_norm_relu};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -245,16 +246,16 @@ fn group_norm_kernel_matches_flex_reference() {
         let gn = GroupNorm { gamma: gn.gamma.map(|p| p.map(|_| gamma)), beta: gn.beta.map(|p| p.map(|_| beta)), ..gn };
         // A large common offset: a variance computed as E[x²] - E[x]² would lose it.
         let x = Tensor::<4>::random(shape, Distribution::Normal(3.0, 2.0), &flex);
-        let run = |x: Tensor<4>| if relu { group_norm::<true>(x, &gn) } else { group_norm::<false>(x, &gn) };
+        let run = |x: Tensor<4>| if relu { group_norm_relu(x, &gn) } else { group_norm(x, &gn) };
         let expect = run(x.clone());
         let on_gpu = gn.clone().to_device(&gpu);
         let xg = Tensor::<4>::from_data(x.to_data(), &gpu);
-        let got = if relu { group_norm::<true>(xg.clone(), &on_gpu) } else { group_norm::<false>(xg.clone(), &on_gpu) };
+        let got = if relu { group_norm_relu(xg.clone(), &on_gpu) } else { group_norm(xg.clone(), &on_gpu) };
         let rel = rel_l2(got.to_device(&flex), expect.clone());
         println!("GroupNorm kernel {shape:?} relu {relu}: rel L2 {rel:.2e}");
         assert!(rel <= 1e-5);
         let half = mask_rcnn_burn::precision::Precision::F16.cast_module(on_gpu);
-        let got = if relu { group_norm::<true>(xg.cast(DType::F16), &half) } else { group_norm::<false>(xg.cast(DType::F16), &half) };
+        let got = if relu { group_norm_relu(xg.cast(DType::F16), &half) } else { group_norm(xg.cast(DType::F16), &half) };
         let rel = rel_l2(got.cast(DType::F32).to_device(&flex), expect);
         println!("GroupNorm kernel {shape:?} relu {relu}, f16: rel L2 {rel:.2e}");
         assert!(rel <= 2e-3);

@@ -3,9 +3,10 @@
 
 mod common;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use common::*;
 use mask_rcnn_burn::eval::{DetRef, match_detections};
+use mask_rcnn_burn::roi_heads::mask_rcnn_inference;
 use mask_rcnn_burn::{BgrImage, Detector};
 
 fn detector_for(case: &str) -> Detector {
@@ -74,11 +75,7 @@ fn hopper_320_stage_by_stage() {
     let mask_feats = det.mask_roi_features(&features, &dets);
     assert_close("mask_roi_feats_first16", &take_channels(mask_feats.clone().slice([0..16]), want.channel_step), &want.data, 1e-4, 1e-2);
     let labels: Vec<usize> = stages.get("det_resized_labels").data.iter().map(|v| *v as usize).collect();
-    let logits = det.model.roi_head.mask_head.forward(mask_feats);
-    let [n, classes, h, w] = logits.dims();
-    let rows_idx: Vec<i64> = labels.iter().enumerate().map(|(i, &l)| (i * classes + l) as i64).collect();
-    let index = Tensor::<1, burn::tensor::Int>::from_data(TensorData::new(rows_idx, [n]), &det.device);
-    let picked = logits.reshape([n * classes, h * w]).select(0, index);
+    let picked = mask_rcnn_inference(det.model.roi_head.mask_head.forward(mask_feats), &labels);
     assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
 }
 

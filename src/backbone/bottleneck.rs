@@ -6,7 +6,8 @@ use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{conv_no_bias, conv2d, group_norm};
+use crate::layers::conv_no_bias;
+use crate::ops::{conv2d, group_norm, group_norm_relu};
 
 /// Keys `conv{1,2,3}.weight`, `gn{1,2,3}.{weight,bias}`, and for the first block of a stage
 /// `downsample.0.weight` (1x1 conv) and `downsample.1.{weight,bias}` (GN).
@@ -51,12 +52,12 @@ impl BottleneckConfig {
 impl Bottleneck {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((conv, gn)) => group_norm::<false>(conv2d(conv, x.clone()), gn),
+            Some((conv, gn)) => group_norm(conv2d(conv, x.clone()), gn),
             None => x.clone(),
         };
-        let out = group_norm::<true>(conv2d(&self.conv1, x), &self.gn1);
-        let out = group_norm::<true>(conv2d(&self.conv2, out), &self.gn2);
-        let out = group_norm::<false>(conv2d(&self.conv3, out), &self.gn3);
+        let out = group_norm_relu(conv2d(&self.conv1, x), &self.gn1);
+        let out = group_norm_relu(conv2d(&self.conv2, out), &self.gn2);
+        let out = group_norm(conv2d(&self.conv3, out), &self.gn3);
         relu(out.add(identity))
     }
 }

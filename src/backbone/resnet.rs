@@ -8,7 +8,8 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::bottleneck::{Bottleneck, BottleneckConfig};
-use crate::layers::{conv_no_bias, conv2d, group_norm};
+use crate::layers::conv_no_bias;
+use crate::ops::{conv2d, group_norm_relu};
 
 /// Keys `conv1.weight`, `gn1.{weight,bias}`, `layer{1..4}.{i}.…`.
 #[derive(Module, Debug)]
@@ -67,7 +68,7 @@ impl ResNetConfig {
 impl ResNet {
     /// Stem: 7x7/2 conv -> GN -> ReLU -> 3x3/2 max pool (padding 1).
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = group_norm::<true>(conv2d(&self.conv1, x), &self.gn1);
+        let x = group_norm_relu(conv2d(&self.conv1, x), &self.gn1);
         max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]))
     }
 

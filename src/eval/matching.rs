@@ -3,7 +3,7 @@
 //! Near-threshold decisions (score cut, NMS, top-k, mask pixels at 0.5) may flip on float noise, so lists are
 //! compared by matching, not by index: same label, box IoU at least a bound, score within a tolerance.
 
-use crate::postprocess::BBox;
+use crate::structures::{BBox, box_iou};
 
 /// The parts of a detection that matching looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -11,15 +11,6 @@ pub struct DetRef {
     pub bbox: BBox,
     pub score: f32,
     pub label: usize,
-}
-
-/// Box IoU without +1 (mmdetection 2.x+ convention); 0 for empty unions.
-pub fn box_iou(a: &BBox, b: &BBox) -> f32 {
-    let w = (a[2].min(b[2]) - a[0].max(b[0])).max(0.0);
-    let h = (a[3].min(b[3]) - a[1].max(b[1])).max(0.0);
-    let inter = w * h;
-    let union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
-    if union > 0.0 { inter / union } else { 0.0 }
 }
 
 /// Greedy one-to-one matching: each reference detection, by decreasing score, takes the unmatched candidate of
@@ -61,14 +52,6 @@ mod tests {
 
     fn det(x: f32, score: f32, label: usize) -> DetRef {
         DetRef { bbox: [x, 0.0, x + 10.0, 10.0], score, label }
-    }
-
-    #[test]
-    fn iou_of_known_boxes() {
-        assert_eq!(box_iou(&[0.0, 0.0, 10.0, 10.0], &[0.0, 0.0, 10.0, 10.0]), 1.0);
-        assert_eq!(box_iou(&[0.0, 0.0, 10.0, 10.0], &[5.0, 0.0, 15.0, 10.0]), 50.0 / 150.0);
-        assert_eq!(box_iou(&[0.0, 0.0, 10.0, 10.0], &[20.0, 0.0, 30.0, 10.0]), 0.0);
-        assert_eq!(box_iou(&[0.0, 0.0, 0.0, 0.0], &[0.0, 0.0, 0.0, 0.0]), 0.0);
     }
 
     #[test]

@@ -5,5 +5,5 @@ pub mod matching;
 pub mod rle;
 
 pub use coco_json::CocoResult;
-pub use matching::{DetRef, box_iou, mask_overlap, match_detections};
+pub use matching::{DetRef, mask_overlap, match_detections};
 pub use rle::{CocoRle, decode_dense, encode_dense};

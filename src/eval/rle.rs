@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::output::Mask;
+use crate::structures::Mask;
 
 /// `{"size": [h, w], "counts": "..."}`: column-major runs, LEB128-like string, as `pycocotools.mask.encode`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

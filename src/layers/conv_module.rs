@@ -5,8 +5,7 @@ use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
 use burn::tensor::{Device, Tensor};
 
-use super::conv::conv2d;
-use super::group_norm::group_norm;
+use crate::ops::{conv2d, group_norm, group_norm_relu};
 
 /// Conv + GroupNorm, state_dict keys `conv.weight`, `gn.weight`, `gn.bias`.
 #[derive(Module, Debug)]
@@ -56,11 +55,11 @@ pub fn conv_no_bias(cin: usize, cout: usize, k: usize, stride: usize, device: &D
 impl ConvModule {
     /// conv -> GN -> ReLU (backbone-free heads).
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
-        group_norm::<true>(conv2d(&self.conv, x), &self.gn)
+        group_norm_relu(conv2d(&self.conv, x), &self.gn)
     }
 
     /// conv -> GN, no activation (the FPN's `act_cfg=None`).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        group_norm::<false>(conv2d(&self.conv, x), &self.gn)
+        group_norm(conv2d(&self.conv, x), &self.gn)
     }
 }

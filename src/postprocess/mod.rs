@@ -1,9 +1,5 @@
-//! Post-processing shared by the RPN and the RoI heads: box decoding, NMS, and mask pasting.
+//! The last stage: detections back in the original image (detectron2's `postprocessing.py`).
 
-pub mod box_coder;
-pub mod mask_paste;
-pub mod mask_paste_cube;
-pub mod nms;
+mod detector_postprocess;
 
-pub use box_coder::{BBox, DeltaCoder};
-pub use nms::{batched_nms, nms};
+pub use detector_postprocess::detector_postprocess;

@@ -6,7 +6,8 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{ConvModule, ConvModuleConfig, linear};
+use crate::layers::{ConvModule, ConvModuleConfig};
+use crate::ops::linear;
 
 /// Keys `shared_convs.{0..3}.{conv,gn}.…`, `shared_fcs.0.…`, `fc_cls.…`, `fc_reg.…`.
 #[derive(Module, Debug)]

@@ -2,7 +2,8 @@
 //! decoding, `score > score_thr`, NMS per class, top `max_per_img`.
 
 use crate::config::RcnnConfig;
-use crate::postprocess::{BBox, DeltaCoder, batched_nms};
+use crate::ops::batched_nms;
+use crate::structures::{BBox, DeltaCoder};
 
 /// Final boxes in resized-image coordinates, by decreasing score.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -4,9 +4,10 @@
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig, ConvTranspose2d, ConvTranspose2dConfig};
 use burn::tensor::activation::relu;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
-use crate::layers::{ConvModule, ConvModuleConfig, conv_transpose_2x2, conv2d};
+use crate::layers::{ConvModule, ConvModuleConfig};
+use crate::ops::{conv_transpose_2x2, conv2d};
 
 /// Keys `convs.{0..3}.{conv,gn}.…`, `upsample.{weight,bias}`, `conv_logits.{weight,bias}`.
 #[derive(Module, Debug)]
@@ -34,6 +35,15 @@ impl MaskHeadConfig {
             conv_logits: Conv2dConfig::new([c, self.num_classes], [1, 1]).init(device),
         }
     }
+}
+
+/// mmdet's mask branch at test time (detectron2's `mask_rcnn_inference`): each detection keeps the logits of its
+/// own class, `[N, C, M, M]` -> `[N, M, M]`, gathered on the logits' device.
+pub fn mask_rcnn_inference(logits: Tensor<4>, labels: &[usize]) -> Tensor<3> {
+    let [n, classes, h, w] = logits.dims();
+    let rows: Vec<i64> = labels.iter().enumerate().map(|(i, &l)| (i * classes + l) as i64).collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [n]), &logits.device());
+    logits.reshape([n * classes, h * w]).select(0, index).reshape([n, h, w])
 }
 
 impl MaskHead {

@@ -1,18 +1,16 @@
-//! RoI heads: proposals -> RoIAlign -> box head -> per-class NMS -> RoIAlign -> mask head.
+//! RoI heads: proposals -> RoIAlign -> box head -> per-class NMS -> RoIAlign -> mask head -> each detection's
+//! class's mask logits. RoIAlign itself is an operator (`ops::roi_align`).
 
 mod bbox_head;
 mod bbox_postprocess;
 mod mask_head;
-pub mod roi_align;
-pub mod roi_align_cube;
 
 use burn::module::Module;
 use burn::tensor::Device;
 
 pub use bbox_head::{BBoxHead, BBoxHeadConfig};
 pub use bbox_postprocess::{BoxDetections, detect_boxes};
-pub use mask_head::{MaskHead, MaskHeadConfig};
-pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+pub use mask_head::{MaskHead, MaskHeadConfig, mask_rcnn_inference};
 
 /// mmdet `StandardRoIHead`: keys `bbox_head.…`, `mask_head.…`.
 #[derive(Module, Debug)]

@@ -1,6 +1,6 @@
 //! mmdet `AnchorGenerator` (scales [8], ratios [0.5, 1, 2], strides 4..64): float anchors centred on grid points.
 
-use crate::postprocess::BBox;
+use crate::structures::BBox;
 
 /// The `A` base anchors of one level, ratio-major, in f32 as torch computes them.
 pub fn base_anchors(stride: usize, ratios: &[f32], scales: &[f32]) -> Vec<BBox> {

@@ -2,7 +2,8 @@
 
 use super::anchors::{base_anchors, grid_anchors};
 use crate::config::RpnConfig;
-use crate::postprocess::{BBox, DeltaCoder, batched_nms};
+use crate::ops::{batched_nms, sigmoid};
+use crate::structures::{BBox, DeltaCoder};
 
 /// The RPN head's raw output for one level, read back to the host.
 #[derive(Debug, Clone)]
@@ -20,10 +21,6 @@ pub struct RpnLevelOutput {
 pub struct Proposals {
     pub boxes: Vec<BBox>,
     pub scores: Vec<f32>,
-}
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
 }
 
 /// Turns the RPN outputs of P2..P6 into at most `max_per_img` proposals. `img_shape` is `(h, w)` unpadded.

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::{Device, Tensor};
-use mask_rcnn_burn::eval::{CocoRle, DetRef, box_iou, decode_dense, mask_overlap, match_detections};
+use mask_rcnn_burn::eval::{CocoRle, DetRef, decode_dense, mask_overlap, match_detections};
+use mask_rcnn_burn::structures::box_iou;
 use mask_rcnn_burn::weights::synth::Manifest;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 use safetensors::SafeTensors;

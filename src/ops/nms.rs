@@ -1,10 +1,10 @@
 //! Non-maximum suppression exactly as mmcv's CPU `nms` and `batched_nms` (the code that made the fixtures).
 //!
 //! Written here rather than taken from `burn::vision::Nms` because the decisions must match mmcv bit for bit:
-//! areas without +1, `iou = inter / (area_i + area_j - inter)` in f32, suppression when strictly above the
+//! [`box_iou`] (areas without +1, f32, mmcv's order of operations), suppression when strictly above the
 //! threshold, and `batched_nms`'s coordinate offsets per class (which shift boxes in f32 and so round).
 
-use super::box_coder::BBox;
+use crate::structures::{BBox, box_iou};
 
 /// Above this many boxes mmcv's `batched_nms` runs one NMS per class instead of offsetting boxes.
 const SPLIT_THR: usize = 10_000;
@@ -13,7 +13,6 @@ const SPLIT_THR: usize = 10_000;
 pub fn nms(boxes: &[BBox], scores: &[f32], iou_thr: f32) -> Vec<usize> {
     let mut order: Vec<usize> = (0..boxes.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let areas: Vec<f32> = boxes.iter().map(|b| (b[2] - b[0]) * (b[3] - b[1])).collect();
     let mut suppressed = vec![false; boxes.len()];
     let mut keep = Vec::new();
     for (oi, &i) in order.iter().enumerate() {
@@ -26,11 +25,7 @@ pub fn nms(boxes: &[BBox], scores: &[f32], iou_thr: f32) -> Vec<usize> {
             if suppressed[j] {
                 continue;
             }
-            let bj = &boxes[j];
-            let w = (bi[2].min(bj[2]) - bi[0].max(bj[0])).max(0.0);
-            let h = (bi[3].min(bj[3]) - bi[1].max(bj[1])).max(0.0);
-            let inter = w * h;
-            if inter / (areas[i] + areas[j] - inter) > iou_thr {
+            if box_iou(bi, &boxes[j]) > iou_thr {
                 suppressed[j] = true;
             }
         }

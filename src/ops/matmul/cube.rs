@@ -2,18 +2,17 @@
 //!
 //! Mesa's lavapipe (22.3 and 25.0) segfaults while compiling Burn 0.22.1's tiled matmul
 //! (`cubek_matmul`'s `MatmulEntry`), which every `matmul`, 1x1 conv and transposed conv reaches. This kernel
-//! compiles there; on hardware GPUs Burn's tuned matmul is used instead (see [`use_plain_matmul`]).
-
-use std::sync::OnceLock;
+//! compiles there; on hardware GPUs Burn's tuned matmul is used instead (see [`dispatch`](crate::ops::dispatch)).
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, backend_extension};
-use burn::tensor::{Device, Shape, Tensor};
+use burn::tensor::{Shape, Tensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use crate::ops::launch;
 
 #[backend_extension(Cube, Fusion)]
 pub trait PlainMatmul: Backend {
@@ -65,8 +64,7 @@ impl PlainMatmul for CubeBackend {
         let shape = output_shape(&ls, &rs);
         let out = empty_device_dtype(lhs.client.clone(), lhs.device.clone(), shape.clone(), lhs.dtype);
         let total = shape.num_elements();
-        let cube_dim = CubeDim::new(&lhs.client, total);
-        let cube_count = calculate_cube_count_elemwise(&lhs.client, total, cube_dim);
+        let (cube_count, cube_dim) = launch::elementwise(&lhs.client, total);
         let stride = |s: &Shape| if s[0] == 1 { 0 } else { s[1] * s[2] };
         let dtype = lhs.dtype;
         kernel::plain_matmul_kernel::launch(
@@ -87,11 +85,4 @@ impl PlainMatmul for CubeBackend {
 /// `lhs.matmul(rhs)` for `[B|1, M, K] x [B|1, K, N]` through [`PlainMatmul`].
 pub fn plain_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
     Tensor::from_dispatch(<Dispatch as PlainMatmul>::plain_matmul(lhs.into_dispatch(), rhs.into_dispatch()))
-}
-
-/// Whether matmuls on `device` must avoid Burn's tiled kernel: a GPU device while wgpu sees no hardware GPU,
-/// i.e. a software Vulkan driver (checked once per process).
-pub fn use_plain_matmul(device: &Device) -> bool {
-    static SOFTWARE: OnceLock<bool> = OnceLock::new();
-    *device != Device::flex() && *SOFTWARE.get_or_init(|| !crate::device::hardware_gpu_present())
 }

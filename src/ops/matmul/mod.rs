@@ -1,11 +1,13 @@
-//! Fully connected and transposed-conv layers, dispatched like `conv::conv2d`: Burn's modules, except on
-//! software Vulkan, where their matmuls go to the plain kernel (`cube::matmul`; see there why).
+//! Fully connected and 2x2 transposed-conv layers: Burn's modules, except on software Vulkan, where their
+//! matmuls go to the plain kernel ([`cube`]; see [`dispatch`](super::dispatch) for why).
+
+pub mod cube;
 
 use burn::nn::Linear;
 use burn::nn::conv::ConvTranspose2d;
 use burn::tensor::{DType, Tensor};
 
-use super::cube;
+use super::dispatch::{Impl, Op, implementation};
 use crate::precision::compute_in_f32;
 
 /// `fc.forward(x)` for `x: [N, in]`.
@@ -13,7 +15,7 @@ pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
     if x.dtype() != DType::F32 {
         return compute_in_f32(fc, x, linear);
     }
-    if !cube::use_plain_matmul(&x.device()) {
+    if implementation(Op::Matmul, &x.device(), x.dtype()) != Impl::Cube {
         return fc.forward(x);
     }
     let [n, i] = x.dims();
@@ -32,7 +34,7 @@ pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         return compute_in_f32(up, x, conv_transpose_2x2);
     }
     let plain = up.kernel_size == [2, 2] && up.stride == [2, 2] && up.padding == [0, 0] && up.padding_out == [0, 0];
-    if !(plain && up.dilation == [1, 1] && up.groups == 1 && cube::use_plain_matmul(&x.device())) {
+    if !(plain && up.dilation == [1, 1] && up.groups == 1 && implementation(Op::Matmul, &x.device(), x.dtype()) == Impl::Cube) {
         return up.forward(x);
     }
     let [n, c, h, w] = x.dims();

@@ -1,5 +1,5 @@
-//! The mask paste as a CubeCL kernel for the GPU backends: the arithmetic of the host reference in
-//! `mask_paste.rs` (sigmoid, `grid_sample` bilinear with zero padding, `>=` threshold) on the device, so only
+//! The mask paste as a CubeCL kernel for the GPU backends: the arithmetic of the host reference ([`super::host`]:
+//! sigmoid, `grid_sample` bilinear with zero padding, `>=` threshold) on the device, so only
 //! the binary windows come back, packed 32 pixels to a `u32` (a 100-detection image reads back tens of KB).
 //!
 //! Each detection owns a window (its box plus one pixel, clipped to the image, computed on the host where the
@@ -8,11 +8,16 @@
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
-use burn::tensor::{DType, Int, Shape, Tensor};
+use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use cubecl::{CubeCount, CubeDim};
+
+use super::paste_window;
+use crate::error::{Error, Result};
+use crate::ops::readback::read_u32;
+use crate::structures::{BBox, Mask};
 
 #[backend_extension(Cube, Fusion)]
 pub trait MaskPasteOps: Backend {
@@ -171,4 +176,41 @@ pub fn paste_masks_packed(
         max_window_words as u32,
         threshold,
     ))
+}
+
+/// The GPU path: windows and their word offsets laid out on the host, the kernel fills the words, and the
+/// packed bits are read back and unpacked into [`Mask`] windows.
+pub(super) fn paste_masks_on_device(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
+    let device = logits.device();
+    let windows: Vec<[usize; 4]> = boxes.iter().map(|b| paste_window(b, image_width, image_height)).collect();
+    let words = |w: &[usize; 4]| ((w[2] - w[0]) * (w[3] - w[1])).div_ceil(32);
+    let (mut table, mut total, mut widest) = (Vec::with_capacity(boxes.len() * 5), 0usize, 0usize);
+    for w in &windows {
+        table.extend([w[0], w[1], w[2] - w[0], w[3] - w[1], total].map(|v| v as i64));
+        total += words(w);
+        widest = widest.max(words(w));
+    }
+    if total > u32::MAX as usize {
+        return Err(Error::Backend { stage: "mask paste", message: format!("{total} mask words exceed the kernel's u32 indexing") });
+    }
+    let mut masks: Vec<Mask> = windows
+        .iter()
+        .map(|&[x0, y0, x1, y1]| Mask { image_width, image_height, x0, y0, x1, y1, window: vec![0; (x1 - x0) * (y1 - y0)] })
+        .collect();
+    if total == 0 {
+        return Ok(masks);
+    }
+    let coords: Vec<f32> = boxes.iter().flatten().copied().collect();
+    let boxes = Tensor::<2>::from_data(TensorData::new(coords, [boxes.len(), 4]), &device);
+    let table = Tensor::<2, Int>::from_data(TensorData::new(table, [windows.len(), 5]), &device);
+    let packed = paste_masks_packed(logits, boxes, table, total, widest, threshold);
+    let bits = read_u32(packed, "mask paste")?;
+    let mut offset = 0;
+    for mask in &mut masks {
+        for (p, v) in mask.window.iter_mut().enumerate() {
+            *v = ((bits[offset + p / 32] >> (p % 32)) & 1) as u8;
+        }
+        offset += mask.window.len().div_ceil(32);
+    }
+    Ok(masks)
 }

@@ -18,7 +18,8 @@ use burn::tensor::{DType, Shape, Tensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use crate::ops::launch;
 
 #[backend_extension(Cube, Fusion)]
 pub trait GroupNormOps: Backend {
@@ -133,10 +134,7 @@ impl GroupNormOps for CubeBackend {
         let lanes = group_len.div_ceil(VALUES_PER_LANE);
         let partials = empty_device_dtype(client.clone(), device.clone(), Shape::from(vec![ranges * lanes * 3]), DType::F32);
         let stats = empty_device_dtype(client.clone(), device.clone(), Shape::from(vec![ranges * 2]), DType::F32);
-        let launch_dims = |units: usize| {
-            let cube_dim = CubeDim::new(&client, units);
-            (calculate_cube_count_elemwise(&client, units, cube_dim), cube_dim)
-        };
+        let launch_dims = |units: usize| launch::elementwise(&client, units);
         let (count, dim) = launch_dims(ranges * lanes);
         kernel::partial_stats::launch(
             &client,

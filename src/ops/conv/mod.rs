@@ -1,29 +1,36 @@
-//! Convolution dispatch: 3x3 stride-1 convs on flex go to the Winograd host kernel (`flex::winograd`), every conv
-//! on software Vulkan to the plain direct kernel (`cube::conv`), everything else to Burn's `Conv2d::forward`.
+//! Convolution: Burn's `Conv2d` parameters, computed by the implementation [`dispatch`](super::dispatch) picks —
+//! the Winograd host kernel ([`winograd`]) for 3x3 stride-1 convs on flex, the plain direct kernel ([`cube`]) on
+//! software Vulkan, Burn's `Conv2d::forward` everywhere else.
+
+pub mod cube;
+pub mod winograd;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{DType, Tensor};
 
-use super::cube;
+use super::dispatch::{Impl, Op, implementation};
+use super::flex;
 use crate::precision::compute_in_f32;
-use super::flex::{self, winograd};
 
-/// `conv.forward(x)`, the fastest way this backend has (and on software Vulkan, one that compiles there).
+/// `conv.forward(x)`, the fastest way this device has (and on software Vulkan, one that compiles there).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    if x.dtype() != DType::F32 {
-        return compute_in_f32(conv, x, conv2d);
+    let op = if is_winograd_shape(conv) { Op::Conv3x3 } else { Op::Conv };
+    match (implementation(op, &x.device(), x.dtype()), plain_padding(conv)) {
+        (Impl::Host, _) => winograd_conv(conv, x),
+        (Impl::Cube, Some(padding)) => {
+            let [k, ..] = conv.weight.dims();
+            let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
+            cube::plain_conv2d(x, conv.weight.val(), bias, conv.stride, padding)
+        }
+        // Burn's f16 convolutions accumulate in f16 (see `precision`): f32 inside, the result cast back.
+        _ if x.dtype() != DType::F32 => compute_in_f32(conv, x, |c, x| c.forward(x)),
+        _ => conv.forward(x),
     }
-    if cube::use_plain_matmul(&x.device())
-        && let Some(padding) = plain_padding(conv)
-    {
-        let [k, ..] = conv.weight.dims();
-        let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
-        return cube::plain_conv2d(x, conv.weight.val(), bias, conv.stride, padding);
-    }
-    if !(flex::applies(&x) && is_winograd_shape(conv)) {
-        return conv.forward(x);
-    }
+}
+
+/// The Winograd host kernel on flex's host buffers.
+fn winograd_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
     let [k, ..] = conv.weight.dims();

@@ -13,7 +13,8 @@ use burn::tensor::{Shape, Tensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use crate::ops::launch;
 
 #[backend_extension(Cube, Fusion)]
 pub trait PlainConv: Backend {
@@ -113,8 +114,7 @@ impl PlainConv for CubeBackend {
             return out;
         }
         let units = shape[0] * shape[1].div_ceil(CHANNELS_PER_UNIT) * shape[2] * shape[3];
-        let cube_dim = CubeDim::new(&x.client, units);
-        let cube_count = calculate_cube_count_elemwise(&x.client, units, cube_dim);
+        let (cube_count, cube_dim) = launch::elementwise(&x.client, units);
         let dtype = x.dtype;
         let [sy, sx, top, left, ..] = geometry.map(|v| v as usize);
         kernel::plain_conv2d_kernel::launch(
@@ -135,7 +135,7 @@ impl PlainConv for CubeBackend {
     }
 }
 
-/// [`PlainConv::plain_conv2d`] on Burn tensors.
+/// [`PlainConv::plain_conv2d`] on Burn tensors: `padding` is `(top, left, bottom, right)`.
 pub fn plain_conv2d(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>, stride: [usize; 2], padding: [usize; 4]) -> Tensor<4> {
     let geometry = [stride[0], stride[1], padding[0], padding[1], padding[2], padding[3]].map(|v| v as u32);
     Tensor::from_dispatch(<Dispatch as PlainConv>::plain_conv2d(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), geometry))

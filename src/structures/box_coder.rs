@@ -1,7 +1,6 @@
 //! mmdet `DeltaXYWHBBoxCoder.decode` (`delta2bbox`), in f32 with mmdetection's order of operations.
 
-/// An axis-aligned box `[x1, y1, x2, y2]`.
-pub type BBox = [f32; 4];
+use super::BBox;
 
 /// Decoding settings: de-normalisation stds (means are 0 in every published config), the dw/dh clamp and the
 /// image the boxes are clipped to.

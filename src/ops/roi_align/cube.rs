@@ -1,5 +1,5 @@
-//! RoIAlign as a CubeCL kernel for the GPU backends, the same arithmetic as the host reference in
-//! `roi_align.rs` (mmcv's CPU `ROIAlignForward`: `aligned=True`, adaptive sampling, average), one launch per
+//! RoIAlign as a CubeCL kernel for the GPU backends, the same arithmetic as the host reference
+//! ([`super::host`], mmcv's CPU `ROIAlignForward`: `aligned=True`, adaptive sampling, average), one launch per
 //! pyramid level, one invocation per output value `(roi, channel, bin_y, bin_x)`.
 
 use burn::backend::cubecl::dtype_to_storage_type;
@@ -9,7 +9,8 @@ use burn::tensor::{Shape, Tensor};
 use burn_cubecl::CubeBackend;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
-use cubecl::{CubeDim, calculate_cube_count_elemwise};
+
+use crate::ops::launch;
 
 #[backend_extension(Cube, Fusion)]
 pub trait RoiAlignOps: Backend {
@@ -138,8 +139,7 @@ impl RoiAlignOps for CubeBackend {
         if total == 0 {
             return out;
         }
-        let cube_dim = CubeDim::new(&features.client, total);
-        let cube_count = calculate_cube_count_elemwise(&features.client, total, cube_dim);
+        let (cube_count, cube_dim) = launch::elementwise(&features.client, total);
         let dtype = features.dtype;
         kernel::roi_align_kernel::launch(
             &out.client,

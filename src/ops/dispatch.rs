@@ -1,0 +1,77 @@
+//! Which implementation runs each operator on a tensor's device: the one place that decides.
+//!
+//! | operator | flex, f32 | flex, f16 | GPU, software adapter (lavapipe) | GPU, hardware |
+//! |---|---|---|---|---|
+//! | 3x3 stride-1 conv | host Winograd | Burn | plain CubeCL conv | Burn's tuned conv |
+//! | other convs | Burn | Burn | plain CubeCL conv | Burn's tuned conv |
+//! | fc layers, 2x2 deconv | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
+//! | GroupNorm (+ReLU) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
+//! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
+//! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
+//!
+//! Software adapters get plain kernels because lavapipe segfaults compiling Burn 0.22.1's tiled matmul and
+//! Burn's conv autotuner times every candidate there on every new shape (seconds per run); flex's host kernels
+//! exist where Burn's generic ops were the measured bottleneck (`cargo bench --bench ops`).
+
+use std::sync::OnceLock;
+
+use burn::tensor::{DType, Device};
+
+/// An operator whose implementation depends on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// A 3x3, stride-1, padding-1 convolution without dilation or groups (Winograd's shape).
+    Conv3x3,
+    Conv,
+    Matmul,
+    GroupNorm,
+    RoiAlign,
+    MaskPaste,
+}
+
+/// Who computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Impl {
+    /// A kernel of this crate on host memory (flex tensors are host buffers).
+    Host,
+    /// A CubeCL kernel of this crate.
+    Cube,
+    /// Burn's own operator.
+    Burn,
+}
+
+/// The implementation of `op` for a tensor of `dtype` on `device`.
+pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
+    let on_flex = *device == Device::flex();
+    match op {
+        Op::RoiAlign | Op::MaskPaste if on_flex => Impl::Host,
+        Op::RoiAlign | Op::MaskPaste | Op::GroupNorm if !on_flex => Impl::Cube,
+        Op::GroupNorm | Op::Conv3x3 if on_flex && dtype == DType::F32 => Impl::Host,
+        _ if on_flex => Impl::Burn,
+        _ if software_adapter() => Impl::Cube,
+        _ => Impl::Burn,
+    }
+}
+
+/// Whether wgpu sees no hardware GPU, so a GPU device is a software rasteriser such as lavapipe (checked once).
+fn software_adapter() -> bool {
+    static SOFTWARE: OnceLock<bool> = OnceLock::new();
+    *SOFTWARE.get_or_init(|| !crate::device::hardware_gpu_present())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flex_takes_host_kernels_in_f32_only() {
+        let flex = Device::flex();
+        assert_eq!(implementation(Op::Conv3x3, &flex, DType::F32), Impl::Host);
+        assert_eq!(implementation(Op::Conv3x3, &flex, DType::F16), Impl::Burn);
+        assert_eq!(implementation(Op::Conv, &flex, DType::F32), Impl::Burn);
+        assert_eq!(implementation(Op::GroupNorm, &flex, DType::F32), Impl::Host);
+        assert_eq!(implementation(Op::GroupNorm, &flex, DType::F16), Impl::Burn);
+        assert_eq!(implementation(Op::RoiAlign, &flex, DType::F16), Impl::Host);
+        assert_eq!(implementation(Op::MaskPaste, &flex, DType::F32), Impl::Host);
+    }
+}

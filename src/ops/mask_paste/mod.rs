@@ -1,0 +1,42 @@
+//! mmdet's `_do_paste_mask`: each 28x28 mask is `grid_sample`d (bilinear, zero padding, `align_corners=False`)
+//! onto the image pixels of its box plus one pixel, then thresholded with `>=`. The host reference ([`host`]) is
+//! the flex path; the GPU backends run the same arithmetic as a kernel ([`cube`]) and read back only packed bits.
+//! Pixels outside the window sample below half the mask's value, so they can never reach mmdet's 0.5 threshold:
+//! the window loses nothing against mmdet's full-image GPU paste.
+
+pub mod cube;
+pub mod host;
+
+use burn::tensor::Tensor;
+
+use super::dispatch::{Impl, Op, implementation};
+use crate::error::{Error, Result};
+use crate::structures::{BBox, Mask};
+
+/// The CPU path's `skip_empty` window of `bbox`: its pixels plus one, clipped to the image, as
+/// `[x0, y0, x1, y1)`.
+pub fn paste_window(bbox: &BBox, image_width: usize, image_height: usize) -> [usize; 4] {
+    let [bx0, by0, bx1, by1] = *bbox;
+    let x0 = ((bx0.floor() - 1.0).max(0.0) as usize).min(image_width);
+    let y0 = ((by0.floor() - 1.0).max(0.0) as usize).min(image_height);
+    let x1 = ((bx1.ceil() + 1.0).min(image_width as f32).max(0.0) as usize).max(x0);
+    let y1 = ((by1.ceil() + 1.0).min(image_height as f32).max(0.0) as usize).max(y0);
+    [x0, y0, x1, y1]
+}
+
+/// Binary masks of `logits [N, M, M]` (device) pasted into an `image_width x image_height` image at `boxes`
+/// (original-image pixels): on flex the host paste, on the GPU backends the paste kernel, which reads back only
+/// the packed windows.
+pub fn paste_masks(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
+    let [n, ..] = logits.dims();
+    if n != boxes.len() {
+        return Err(Error::Backend { stage: "mask paste", message: format!("{n} masks for {} boxes", boxes.len()) });
+    }
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    match implementation(Op::MaskPaste, &logits.device(), logits.dtype()) {
+        Impl::Cube => cube::paste_masks_on_device(logits, boxes, image_width, image_height, threshold),
+        _ => host::paste_masks(logits, boxes, image_width, image_height, threshold),
+    }
+}

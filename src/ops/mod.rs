@@ -1,0 +1,26 @@
+//! Operators below the model's layers (torchvision's `ops/`): each with its host reference and its CubeCL kernel
+//! side by side (`host.rs`, `cube.rs`), and the one table ([`dispatch`]) that says which runs where.
+//! Primitives too: NMS, device read-back, the sigmoid the host paths share.
+
+pub mod conv;
+pub(crate) mod dispatch;
+pub(crate) mod flex;
+pub mod group_norm;
+pub(crate) mod launch;
+pub mod mask_paste;
+pub mod matmul;
+pub mod nms;
+pub mod readback;
+pub mod roi_align;
+
+pub use conv::conv2d;
+pub use group_norm::{group_norm, group_norm_relu};
+pub use mask_paste::paste_masks;
+pub use matmul::{conv_transpose_2x2, linear};
+pub use nms::{batched_nms, nms};
+pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+
+/// The logistic function, as the host paths (RPN scores, mask paste) compute it in f32.
+pub fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + (-v).exp())
+}

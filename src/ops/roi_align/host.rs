@@ -1,0 +1,116 @@
+//! mmcv's CPU `ROIAlignForward` for one RoI (`aligned=True`, adaptive sampling, average), in mmcv's f32 order of
+//! operations: the reference the CubeCL kernel ([`super::cube`]) is checked against, and the flex path.
+
+use super::{HostFeature, RoiAlignConfig};
+use crate::structures::BBox;
+
+/// One bilinear tap set of mmcv's `pre_calc_for_bilinear_interpolate`.
+#[derive(Clone, Copy, Default)]
+struct Tap {
+    pos: [usize; 4],
+    w: [f32; 4],
+}
+
+fn tap(height: usize, width: usize, y: f32, x: f32) -> Tap {
+    let (h, w) = (height as f32, width as f32);
+    if y < -1.0 || y > h || x < -1.0 || x > w {
+        return Tap::default();
+    }
+    let (y_low, y_high, y) = neighbours(y.max(0.0), height);
+    let (x_low, x_high, x) = neighbours(x.max(0.0), width);
+    let (ly, lx) = (y - y_low as f32, x - x_low as f32);
+    let (hy, hx) = (1.0 - ly, 1.0 - lx);
+    Tap {
+        pos: [y_low * width + x_low, y_low * width + x_high, y_high * width + x_low, y_high * width + x_high],
+        w: [hy * hx, hy * lx, ly * hx, ly * lx],
+    }
+}
+
+/// The two grid lines around `v` along an axis of `size` samples; past the last one, both are the last and `v`
+/// snaps onto it (mmcv's border rule).
+fn neighbours(v: f32, size: usize) -> (usize, usize, f32) {
+    let low = v as usize;
+    if low >= size - 1 { (size - 1, size - 1, (size - 1) as f32) } else { (low, low + 1, v) }
+}
+
+/// mmcv `ROIAlignForward` (CPU) for one RoI: `dst` is `[C, S, S]`.
+pub(super) fn roi_align_single(feat: &HostFeature, roi: &BBox, spatial_scale: f32, cfg: &RoiAlignConfig, dst: &mut [f32]) {
+    let s = cfg.output_size;
+    let (x1, y1) = (roi[0] * spatial_scale - 0.5, roi[1] * spatial_scale - 0.5);
+    let (x2, y2) = (roi[2] * spatial_scale - 0.5, roi[3] * spatial_scale - 0.5);
+    let (roi_w, roi_h) = (x2 - x1, y2 - y1);
+    let (bin_h, bin_w) = (roi_h / s as f32, roi_w / s as f32);
+    let grid = |extent: f32| if cfg.sampling_ratio > 0 { cfg.sampling_ratio } else { (extent / s as f32).ceil().max(0.0) as usize };
+    let (gh, gw) = (grid(roi_h), grid(roi_w));
+    let count = (gh * gw).max(1) as f32;
+    let mut taps = Vec::with_capacity(s * s * gh * gw);
+    for ph in 0..s {
+        for pw in 0..s {
+            for iy in 0..gh {
+                let y = y1 + ph as f32 * bin_h + (iy as f32 + 0.5) * bin_h / gh as f32;
+                for ix in 0..gw {
+                    let x = x1 + pw as f32 * bin_w + (ix as f32 + 0.5) * bin_w / gw as f32;
+                    taps.push(tap(feat.height, feat.width, y, x));
+                }
+            }
+        }
+    }
+    let per_bin = gh * gw;
+    let plane = feat.height * feat.width;
+    for (c, out) in dst.chunks_exact_mut(s * s).enumerate() {
+        let input = &feat.data[c * plane..(c + 1) * plane];
+        for (bin, o) in out.iter_mut().enumerate() {
+            let mut acc = 0f32;
+            for t in &taps[bin * per_bin..(bin + 1) * per_bin] {
+                acc += t.w[0] * input[t.pos[0]] + t.w[1] * input[t.pos[1]] + t.w[2] * input[t.pos[2]] + t.w[3] * input[t.pos[3]];
+            }
+            *o = acc / count;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ramp(h: usize, w: usize) -> HostFeature {
+        HostFeature { data: (0..h * w).map(|i| (i % w) as f32 + 10.0 * (i / w) as f32).collect(), channels: 1, height: h, width: w }
+    }
+
+    #[test]
+    fn linear_field_is_reproduced_at_bin_centres() {
+        // On f(x, y) = x + 10 y, averaging bilinear samples gives f at the bin centre (inside the map).
+        let f = ramp(16, 16);
+        let cfg = RoiAlignConfig { output_size: 2, sampling_ratio: 0, finest_scale: 56.0 };
+        let mut out = [0f32; 4];
+        roi_align_single(&f, &[2.5, 3.5, 10.5, 7.5], 1.0, &cfg, &mut out);
+        // aligned: x from 2.0 to 10.0 (bins centred at 4, 8), y from 3.0 to 7.0 (centres 4, 6).
+        let want = [4.0 + 40.0, 8.0 + 40.0, 4.0 + 60.0, 8.0 + 60.0];
+        for (o, w) in out.iter().zip(want) {
+            assert!((o - w).abs() < 1e-4, "{out:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_outside_rois_give_zeros() {
+        let f = ramp(8, 8);
+        let cfg = RoiAlignConfig { output_size: 7, sampling_ratio: 0, finest_scale: 56.0 };
+        let mut out = vec![1f32; 49];
+        roi_align_single(&f, &[3.0, 3.0, 3.0, 3.0], 1.0, &cfg, &mut out);
+        assert!(out.iter().all(|v| *v == 0.0));
+        roi_align_single(&f, &[100.0, 100.0, 120.0, 130.0], 1.0, &cfg, &mut out);
+        assert!(out.iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn levels_follow_the_fpn_rule() {
+        use super::super::roi_level;
+        let b = |s: f32| [0.0, 0.0, s, s];
+        assert_eq!(roi_level(&b(111.9), 56.0, 4), 0);
+        assert_eq!(roi_level(&b(112.0), 56.0, 4), 1);
+        assert_eq!(roi_level(&b(224.0), 56.0, 4), 2);
+        assert_eq!(roi_level(&b(448.0), 56.0, 4), 3);
+        assert_eq!(roi_level(&b(5000.0), 56.0, 4), 3);
+        assert_eq!(roi_level(&b(0.0), 56.0, 4), 0);
+    }
+}

@@ -1,0 +1,128 @@
+//! Multi-level RoIAlign exactly as mmcv's (`aligned=True`, adaptive sampling, average) with mmdet's
+//! `SingleRoIExtractor` level mapping.
+//!
+//! The adaptive sample count `ceil(roi_size / bins)` differs per RoI, so this is not one `grid_sample`. On flex
+//! the reference ([`host`]) runs on the host (flex tensors are host memory), in mmcv's f32 order of operations;
+//! on the GPU backends the CubeCL kernel ([`cube`]) does the same arithmetic on the device.
+
+pub mod cube;
+mod host;
+
+use std::sync::OnceLock;
+
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rayon::prelude::*;
+
+use cube::roi_align_level;
+use host::roi_align_single;
+use super::dispatch::{Impl, Op, implementation};
+use crate::structures::BBox;
+
+/// RoIAlign settings of one branch (7x7 for boxes, 14x14 for masks).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RoiAlignConfig {
+    pub output_size: usize,
+    /// 0 = adaptive: `ceil(roi_extent / output_size)` samples per bin and axis.
+    pub sampling_ratio: usize,
+    /// mmdet maps a RoI of scale `s = sqrt(area)` to level `floor(log2(s / finest_scale + 1e-6))`.
+    pub finest_scale: f32,
+}
+
+/// One feature map on the host, `[C, H, W]` (batch 1).
+#[derive(Debug, Clone)]
+pub struct HostFeature {
+    pub data: Vec<f32>,
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// The pyramid levels RoIs are pooled from (P2..P5), with their strides; host copies are read once, on demand.
+pub struct RoiFeatures {
+    pub levels: Vec<Tensor<4>>,
+    pub strides: Vec<usize>,
+    host: OnceLock<Vec<HostFeature>>,
+}
+
+impl RoiFeatures {
+    pub fn new(levels: Vec<Tensor<4>>, strides: Vec<usize>) -> Self {
+        Self { levels, strides, host: OnceLock::new() }
+    }
+
+    pub fn device(&self) -> Device {
+        self.levels[0].device()
+    }
+
+    pub fn channels(&self) -> usize {
+        self.levels[0].dims()[1]
+    }
+
+    /// Host copies of the levels (a deliberate read-back: the reference RoIAlign runs on the CPU).
+    pub fn host(&self) -> &[HostFeature] {
+        self.host.get_or_init(|| {
+            self.levels
+                .iter()
+                .map(|t| {
+                    let [_, channels, height, width] = t.dims();
+                    // Converted: f16 features (flex at f16) read as f32; flex memory is the host's, no transfer.
+                    let data = t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+                    HostFeature { data, channels, height, width }
+                })
+                .collect()
+        })
+    }
+}
+
+/// mmdet `SingleRoIExtractor.map_roi_levels`, in f32.
+pub fn roi_level(roi: &BBox, finest_scale: f32, num_levels: usize) -> usize {
+    let scale = ((roi[2] - roi[0]) * (roi[3] - roi[1])).sqrt();
+    let lvl = (scale / finest_scale + 1e-6f32).log2().floor();
+    lvl.clamp(0.0, (num_levels - 1) as f32) as usize
+}
+
+/// `[N, C, S, S]` RoI features of `rois` (image coordinates), each pooled from its own level.
+pub fn roi_align(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) -> Tensor<4> {
+    let (c, s) = (features.channels(), cfg.output_size);
+    let device = features.device();
+    if rois.is_empty() {
+        return Tensor::zeros([0, c, s, s], &device);
+    }
+    let dtype = features.levels[0].dtype();
+    if implementation(Op::RoiAlign, &device, dtype) == Impl::Cube {
+        return roi_align_on_device(features, rois, cfg);
+    }
+    let host = features.host();
+    let mut out = vec![0f32; rois.len() * c * s * s];
+    out.par_chunks_mut(c * s * s).zip(rois).for_each(|(dst, roi)| {
+        let lvl = roi_level(roi, cfg.finest_scale, host.len());
+        let scale = 1.0 / features.strides[lvl] as f32;
+        roi_align_single(&host[lvl], roi, scale, cfg, dst);
+    });
+    // In the features' dtype: flex at f16 pools in f32 on the host and hands f16 on.
+    Tensor::<4>::from_data(TensorData::new(out, [rois.len(), c, s, s]), &device).cast(dtype)
+}
+
+/// The GPU path: RoIs grouped by level on the host (they are host values already), one kernel launch per level
+/// (`roi_align_cube`), and the pooled rows gathered back into RoI order on the device.
+fn roi_align_on_device(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) -> Tensor<4> {
+    let device = features.device();
+    let levels: Vec<usize> = rois.iter().map(|r| roi_level(r, cfg.finest_scale, features.levels.len())).collect();
+    let (mut parts, mut order) = (Vec::new(), Vec::with_capacity(rois.len()));
+    for (l, (feat, &stride)) in features.levels.iter().zip(&features.strides).enumerate() {
+        let members: Vec<usize> = (0..rois.len()).filter(|&i| levels[i] == l).collect();
+        if members.is_empty() {
+            continue;
+        }
+        let boxes: Vec<f32> = members.iter().flat_map(|&i| rois[i]).collect();
+        let boxes = Tensor::<2>::from_data(TensorData::new(boxes, [members.len(), 4]), &device).cast(feat.dtype());
+        parts.push(roi_align_level(feat.clone(), boxes, stride, cfg.output_size, cfg.sampling_ratio));
+        order.extend(members);
+    }
+    let mut rows = vec![0i32; rois.len()];
+    for (k, &i) in order.iter().enumerate() {
+        rows[i] = k as i32;
+    }
+    let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [rois.len()]), &device);
+    Tensor::cat(parts, 0).select(0, rows)
+}
+
