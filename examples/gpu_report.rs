@@ -105,12 +105,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for model in &args.models {
         let mut config = ModelConfig::named(&format!("{model}-2x"))?;
         if args.small {
-            config.preprocess.scale = [320, 240];
+            config.test.scale = [320, 240];
         }
         if let Some(n) = args.proposals {
-            config.rpn.max_per_img = n;
+            config.test.rpn.max_per_img = n;
         }
-        proposals = config.rpn.max_per_img;
+        proposals = config.test.rpn.max_per_img;
         let weights = random_state_dict(&config, 1);
         let flex = Detector::new(config.clone(), weights.clone(), Device::flex())?;
         let pre = flex.preprocess(&image);

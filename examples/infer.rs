@@ -65,7 +65,14 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // The error and what caused it, on one line.
+            let mut line = format!("error: {e}");
+            let mut source = e.source();
+            while let Some(cause) = source {
+                line.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{line}");
             ExitCode::FAILURE
         }
     }
@@ -77,7 +84,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         if !(0.0..=1.0).contains(&thr) {
             return Err(format!("--score-thr {thr} is not in [0, 1]").into());
         }
-        config.rcnn.score_thr = thr;
+        config.test.rcnn.score_thr = thr;
     }
     // Read the image before the (slow) model load, so a bad image fails fast.
     let image = BgrImage::open(&args.image)?;
@@ -112,7 +119,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
 
     if let Some(path) = &args.json {
-        let results = dets.to_coco_results(args.image_id, &detector.config.dataset.category_ids);
+        let results = dets.to_coco_results(args.image_id, &detector.config().dataset.category_ids);
         write_atomic(path, serde_json::to_string(&results)?.as_bytes())?;
         println!("wrote {}", path.display());
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor};
 
 use crate::backbone::BackboneFeatures;
-use crate::config::ModelConfig;
+use crate::config::{ModelConfig, TestConfig};
 use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::model::MaskRcnn;
@@ -31,26 +31,32 @@ use crate::weights::{StateDict, load_state_dict};
 /// Wall time of each stage of one `predict` (the device is synchronised at each read-back).
 #[derive(Debug, Clone, Default)]
 pub struct StageTimings {
+    /// Resize, normalise, pad, upload.
     pub preprocess: Duration,
+    /// Backbone and FPN (device synchronised at the end).
     pub backbone_fpn: Duration,
+    /// RPN head, read-back, top-k, decoding, NMS.
     pub rpn: Duration,
+    /// RoIAlign, box head, read-back, per-class NMS.
     pub box_head: Duration,
+    /// RoIAlign, mask head, paste, read-back.
     pub mask_head: Duration,
 }
 
 impl StageTimings {
+    /// The sum of the stages.
     pub fn total(&self) -> Duration {
         self.preprocess + self.backbone_fpn + self.rpn + self.box_head + self.mask_head
     }
 }
 
-/// A loaded model ready to detect objects.
+/// A loaded model ready to detect objects. Its architecture and weights are fixed once loaded; the test-time
+/// settings ([`TestConfig`]: scale, thresholds) may change ([`Detector::test_config_mut`]).
 pub struct Detector {
-    pub model: MaskRcnn,
-    pub config: ModelConfig,
-    pub device: Device,
-    /// Weights' and activations' precision on the device (f32 unless [`Detector::with_precision`]).
-    pub precision: Precision,
+    model: MaskRcnn,
+    config: ModelConfig,
+    device: Device,
+    precision: Precision,
 }
 
 impl Detector {
@@ -60,18 +66,44 @@ impl Detector {
         Ok(Self { model, config, device, precision: Precision::F32 })
     }
 
-    /// The same detector with its weights (and from then on its activations) in `precision`.
-    pub fn with_precision(self, precision: Precision) -> Self {
-        Self { model: precision.cast_module(self.model), precision, ..self }
-    }
-
     /// Loads a safetensors checkpoint with mmdetection's key names.
     pub fn from_safetensors(config: ModelConfig, path: impl AsRef<Path>, device: Device) -> Result<Self> {
         Self::new(config, StateDict::from_safetensors_file(path)?, device)
     }
 
+    /// The same detector with its weights (and from then on its activations) in `precision`.
+    pub fn with_precision(self, precision: Precision) -> Self {
+        Self { model: precision.cast_module(self.model), precision, ..self }
+    }
+
+    /// The network, for running single stages.
+    pub fn model(&self) -> &MaskRcnn {
+        &self.model
+    }
+
+    /// The config the detector was built from.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The test-time settings, to change on the loaded detector (input scale, proposal and score thresholds).
+    pub fn test_config_mut(&mut self) -> &mut TestConfig {
+        &mut self.config.test
+    }
+
+    /// Where the model runs.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Weights' and activations' precision (f32 unless [`Detector::with_precision`]).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The network input of one image and its metadata.
     pub fn preprocess(&self, img: &BgrImage) -> Preprocessed {
-        preprocess(img, &self.config.preprocess)
+        preprocess(img, &self.config.model.data, self.config.test.scale)
     }
 
     /// Backbone and FPN: C2..C5 and P2..P6.
@@ -93,27 +125,27 @@ impl Detector {
             let [_, _, height, width] = cls.dims();
             levels.push(RpnLevelOutput { cls: read_f32(cls, "rpn")?, reg: read_f32(reg, "rpn")?, height, width });
         }
-        Ok(proposals(&levels, &self.config.rpn, meta.img_shape))
+        Ok(proposals(&levels, &self.config.model.rpn, &self.config.test.rpn, meta.img_shape))
     }
 
     /// P2..P5 as the RoI extractors see them.
     pub fn roi_features(&self, pyramid: &PyramidFeatures) -> RoiFeatures {
-        RoiFeatures::new(pyramid[..4].to_vec(), self.config.rcnn.featmap_strides.clone())
+        RoiFeatures::new(pyramid[..4].to_vec(), self.config.model.roi.featmap_strides.clone())
     }
 
     fn roi_align_config(&self, output_size: usize) -> RoiAlignConfig {
-        let r = &self.config.rcnn;
+        let r = &self.config.model.roi;
         RoiAlignConfig { output_size, sampling_ratio: r.sampling_ratio, finest_scale: r.finest_scale }
     }
 
     /// 7x7 RoI features of `rois`: `[N, 256, 7, 7]`.
     pub fn bbox_roi_features(&self, features: &RoiFeatures, rois: &[BBox]) -> Tensor<4> {
-        roi_align(features, rois, &self.roi_align_config(self.config.rcnn.bbox_roi_size))
+        roi_align(features, rois, &self.roi_align_config(self.config.model.roi.bbox_roi_size))
     }
 
     /// 14x14 RoI features of `rois`: `[N, 256, 14, 14]`.
     pub fn mask_roi_features(&self, features: &RoiFeatures, rois: &[BBox]) -> Tensor<4> {
-        roi_align(features, rois, &self.roi_align_config(self.config.rcnn.mask_roi_size))
+        roi_align(features, rois, &self.roi_align_config(self.config.model.roi.mask_roi_size))
     }
 
     /// Box head on the proposals, then per-class NMS: boxes in resized-image coordinates.
@@ -123,7 +155,7 @@ impl Detector {
         }
         let (cls, reg) = self.model.roi_head.bbox_head.forward(self.bbox_roi_features(features, rois));
         let (cls, reg) = (read_f32(cls, "box head")?, read_f32(reg, "box head")?);
-        Ok(detect_boxes(rois, &cls, &reg, &self.config.rcnn, meta.img_shape))
+        Ok(detect_boxes(rois, &cls, &reg, &self.config.model.roi, &self.config.test.rcnn, meta.img_shape))
     }
 
     /// Mask logits of each detection's own class: `[N, 28, 28]` (device).
@@ -135,7 +167,7 @@ impl Detector {
     /// Masks pasted into the original image, boxes rescaled to it: the final detections.
     pub fn finish(&self, features: &RoiFeatures, dets: BoxDetections, meta: &ImageMeta) -> Result<Detections> {
         let logits = self.mask_logits(features, &dets);
-        detector_postprocess(dets, logits, meta, &self.config.dataset.classes, self.config.rcnn.mask_thr_binary)
+        detector_postprocess(dets, logits, meta, &self.config.dataset.classes, self.config.test.rcnn.mask_thr_binary)
     }
 
     /// Detects objects in one image.
@@ -160,7 +192,7 @@ impl Detector {
         let input = self.precision.cast(pre.to_tensor(&self.device));
         lap(&mut t.preprocess);
         let (_, pyramid) = self.features(input);
-        self.device.sync().map_err(|e| Error::Backend { stage: "backbone", message: format!("{e:?}") })?;
+        self.device.sync().map_err(|e| Error::backend("backbone", e))?;
         lap(&mut t.backbone_fpn);
         let props = self.proposals(&pyramid, &pre.meta)?;
         lap(&mut t.rpn);

@@ -14,9 +14,16 @@ pub enum Error {
     /// A GPU device was asked for where wgpu finds no Vulkan, Metal or DX12 adapter.
     #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device flex)")]
     NoGpu { requested: &'static str },
-    /// The backend failed while running the model (device lost, out of memory...).
-    #[error("backend error during {stage}: {message}")]
-    Backend { stage: &'static str, message: String },
+    /// The backend failed while running the model (device lost, out of memory...), or a stage's output was
+    /// not what the next stage needs.
+    #[error("backend error during {stage}: {source}")]
+    Backend {
+        /// The pipeline stage.
+        stage: &'static str,
+        /// The backend's own error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A model configuration that cannot be used.
@@ -139,4 +146,12 @@ fn preview(keys: &[String]) -> String {
     s
 }
 
+impl Error {
+    /// A backend failure during `stage`, keeping the backend's error (or a message) as the source.
+    pub fn backend(stage: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Backend { stage, source: source.into() }
+    }
+}
+
+/// This crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -12,35 +12,28 @@ use crate::rpn::{RpnHead, RpnHeadConfig};
 /// Keys `backbone.…`, `neck.…`, `rpn_head.…`, `roi_head.{bbox_head,mask_head}.…`.
 #[derive(Module, Debug)]
 pub struct MaskRcnn {
+    /// ResNet-50/101 with GroupNorm.
     pub backbone: ResNet,
+    /// FPN with GroupNorm.
     pub neck: Fpn,
+    /// The RPN head, shared by every level.
     pub rpn_head: RpnHead,
+    /// Box and mask heads.
     pub roi_head: RoiHead,
 }
 
-/// Channel width of the FPN and of both heads.
-const FPN_CHANNELS: usize = 256;
-
 impl MaskRcnn {
-    /// The architecture of `config`, with uninitialised (lazily random) parameters.
+    /// The architecture of `config`, with uninitialised (lazily random) parameters: the defaults of each module's
+    /// config are mmdetection's GN Mask R-CNN; the model config sets depth, norm, anchors, RoI size and classes.
     pub fn new(config: &ModelConfig, device: &Device) -> Self {
-        let (groups, eps) = (config.norm.num_groups, config.norm.eps);
+        let (arch, norm, classes) = (&config.model, &config.model.norm, config.num_classes());
         Self {
-            backbone: ResNetConfig { stage_blocks: config.stage_blocks(), num_groups: groups, eps }.init(device),
-            neck: FpnConfig { in_channels: [256, 512, 1024, 2048], out_channels: FPN_CHANNELS, num_groups: groups, eps }
-                .init(device),
-            rpn_head: RpnHeadConfig { channels: FPN_CHANNELS, num_anchors: config.num_anchors() }.init(device),
+            backbone: ResNetConfig::new().with_depth(arch.backbone.depth).with_norm(norm.clone()).init(device),
+            neck: FpnConfig::new().with_norm(norm.clone()).init(device),
+            rpn_head: RpnHeadConfig::new().with_num_anchors(config.num_anchors()).init(device),
             roi_head: RoiHead::new(
-                &BBoxHeadConfig {
-                    in_channels: FPN_CHANNELS,
-                    roi_size: config.rcnn.bbox_roi_size,
-                    num_convs: 4,
-                    fc_channels: 1024,
-                    num_classes: config.num_classes(),
-                    num_groups: groups,
-                    eps,
-                },
-                &MaskHeadConfig { channels: FPN_CHANNELS, num_convs: 4, num_classes: config.num_classes(), num_groups: groups, eps },
+                &BBoxHeadConfig::new().with_roi_size(arch.roi.bbox_roi_size).with_num_classes(classes).with_norm(norm.clone()),
+                &MaskHeadConfig::new().with_num_classes(classes).with_norm(norm.clone()),
                 device,
             ),
         }

@@ -37,7 +37,7 @@ fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 /// A config file deriving from r50-2x with the 320x240 test scale of the r50_hopper_320 fixture.
 fn config_320() -> PathBuf {
     let path = scratch("r50_320.toml");
-    std::fs::write(&path, "base = \"mask-rcnn_r50_fpn_gn-all_2x_coco.toml\"\nname = \"r50-320\"\n[preprocess]\nscale = [320, 240]\n").unwrap();
+    std::fs::write(&path, "base = \"mask-rcnn_r50_fpn_gn-all_2x_coco.toml\"\nname = \"r50-320\"\n[test]\nscale = [320, 240]\n").unwrap();
     path
 }
 
@@ -154,7 +154,7 @@ fn without_weights_the_official_checkpoint_is_downloaded_converted_once_and_reus
     std::fs::write(
         &cfg,
         format!(
-            "base = \"mask-rcnn_r50_fpn_gn-all_2x_coco.toml\"\nname = \"published\"\n[preprocess]\nscale = [320, 240]\n\
+            "base = \"mask-rcnn_r50_fpn_gn-all_2x_coco.toml\"\nname = \"published\"\n[test]\nscale = [320, 240]\n\
              [checkpoint]\nfile = \"synth_r50_20260101-{}.pth\"\nurl = \"{url}\"\n",
             &sha[..8]
         ),

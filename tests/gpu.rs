@@ -42,7 +42,7 @@ fn hopper_320_100_proposals_f16_on_wgpu_matches_flex() {
     let Some(device) = wgpu_device() else { return };
     let small = |device: Device| {
         let mut det = case_detector("r50_hopper_320", device);
-        det.config.rpn.max_per_img = 100;
+        det.test_config_mut().rpn.max_per_img = 100;
         det
     };
     let image = case_image("r50_hopper_320");

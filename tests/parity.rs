@@ -28,9 +28,9 @@ fn hopper_320_stage_by_stage() {
     let det = detector_for(case);
     let stages = Stages::load();
     let pre = det.preprocess(&image_of(case));
-    let input = pre.to_tensor(&det.device);
+    let input = pre.to_tensor(det.device());
 
-    let stem = det.model.backbone.stem(input.clone());
+    let stem = det.model().backbone.stem(input.clone());
     let want = stages.get("stem");
     assert_close("stem", &take_channels(stem, want.channel_step), &want.data, 1e-4, 1e-2);
 
@@ -65,7 +65,7 @@ fn hopper_320_stage_by_stage() {
     let want = stages.get("bbox_roi_feats_first64");
     let first64 = roi_feats.clone().slice([0..64]);
     assert_close("bbox_roi_feats_first64", &take_channels(first64, want.channel_step), &want.data, 1e-4, 1e-2);
-    let (cls, reg) = det.model.roi_head.bbox_head.forward(roi_feats);
+    let (cls, reg) = det.model().roi_head.bbox_head.forward(roi_feats);
     assert_close("bbox_head_cls_score", &take_channels(cls, 1), &stages.get("bbox_head_cls_score").data, 1e-4, 1e-2);
     assert_close("bbox_head_bbox_pred", &take_channels(reg, 1), &stages.get("bbox_head_bbox_pred").data, 1e-4, 1e-2);
 
@@ -75,7 +75,7 @@ fn hopper_320_stage_by_stage() {
     let mask_feats = det.mask_roi_features(&features, &dets);
     assert_close("mask_roi_feats_first16", &take_channels(mask_feats.clone().slice([0..16]), want.channel_step), &want.data, 1e-4, 1e-2);
     let labels: Vec<usize> = stages.get("det_resized_labels").data.iter().map(|v| *v as usize).collect();
-    let picked = mask_rcnn_inference(det.model.roi_head.mask_head.forward(mask_feats), &labels);
+    let picked = mask_rcnn_inference(det.model().roi_head.mask_head.forward(mask_feats), &labels);
     assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
 }
 
@@ -119,14 +119,14 @@ fn r50_contrib_rgb_hopper_320_end_to_end() {
 #[test]
 fn no_detection_above_threshold_is_an_empty_result() {
     let mut det = detector_for("r50_hopper_320");
-    det.config.rcnn.score_thr = 1.0;
+    det.test_config_mut().rcnn.score_thr = 1.0;
     let out = det.predict(&image_of("r50_hopper_320")).unwrap();
     assert!(out.is_empty());
     assert_eq!((out.image_width, out.image_height), (640, 480));
     // A 1x1 image runs through every stage too.
     let tiny = BgrImage::from_bgr(1, 1, vec![0, 128, 255]).unwrap();
-    det.config.rcnn.score_thr = 0.05;
-    det.config.preprocess.scale = [64, 64];
+    det.test_config_mut().rcnn.score_thr = 0.05;
+    det.test_config_mut().scale = [64, 64];
     let out = det.predict(&tiny).unwrap();
     assert!(out.items.iter().all(|d| d.mask.image_width == 1 && d.mask.image_height == 1));
 }

@@ -16,7 +16,7 @@ fn network_input_equals_mmdetection_exactly() {
         let meta = case_meta(case);
         let config = case_config(case);
         let img = BgrImage::open(fixtures().join("images").join(&meta.image)).unwrap();
-        let (pre, resized) = preprocess_with_resized(&img, &config.preprocess);
+        let (pre, resized) = preprocess_with_resized(&img, &config.model.data, config.test.scale);
         let m = &meta.metainfo;
         assert_eq!(pre.meta.ori_shape, (m.ori_shape[0], m.ori_shape[1]), "{case} ori_shape");
         assert_eq!(pre.meta.img_shape, (m.img_shape[0], m.img_shape[1]), "{case} img_shape");
@@ -43,7 +43,8 @@ fn network_input_equals_mmdetection_exactly() {
     let stages = common::Stages::load();
     let meta = case_meta("r50_hopper_320");
     let img = BgrImage::open(fixtures().join("images").join(&meta.image)).unwrap();
-    let (pre, _) = preprocess_with_resized(&img, &case_config("r50_hopper_320").preprocess);
+    let config = case_config("r50_hopper_320");
+    let (pre, _) = preprocess_with_resized(&img, &config.model.data, config.test.scale);
     let want = stages.get("input");
     let max = pre.input.iter().zip(&want.data).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
     assert_eq!(pre.input.len(), want.data.len());
@@ -71,9 +72,8 @@ fn resize_matches_opencv_on_random_sizes() {
 #[test]
 fn rgb_configs_swap_channels_and_apply_std() {
     let img = BgrImage::from_bgr(2, 1, vec![10, 20, 30, 40, 50, 60]).unwrap();
-    let mut cfg = mask_rcnn_burn::ModelConfig::named("r50c-2x").unwrap().preprocess;
-    cfg.scale = [2, 1];
-    let (pre, _) = preprocess_with_resized(&img, &cfg);
+    let cfg = mask_rcnn_burn::ModelConfig::named("r50c-2x").unwrap().model.data;
+    let (pre, _) = preprocess_with_resized(&img, &cfg, [2, 1]);
     let (h, w) = pre.meta.pad_shape;
     assert_eq!((h, w), (32, 32));
     // Network channel 0 is red (BGR byte 2): (30 - 123.675) / 58.395.

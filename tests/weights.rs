@@ -150,7 +150,7 @@ fn half_precision_files_are_cast_to_f32() {
     let want: Vec<f32> = w.data.iter().map(|v| half::f16::from_f32(*v).to_f32()).collect();
     let parsed = StateDict::from_safetensors_bytes(&bytes_as(&d, Dtype::F16), "half").unwrap();
     let det = load(parsed).unwrap();
-    let got = det.model.backbone.gn1.gamma.as_ref().unwrap().val().into_data().try_into_vec::<f32>().unwrap();
+    let got = det.model().backbone.gn1.gamma.as_ref().unwrap().val().into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(got, want);
     let parsed = StateDict::from_safetensors_bytes(&bytes_as(&d, Dtype::BF16), "bf16").unwrap();
     assert_eq!(parsed.tensors["backbone.gn1.weight"].data[3], half::bf16::from_f32(2.0).to_f32());
@@ -162,7 +162,7 @@ fn linear_weights_are_transposed_on_load() {
     let fc = d.tensors.get_mut("roi_head.bbox_head.fc_cls.weight").unwrap(); // [81, 1024]
     fc.data[5 * 1024 + 7] = 3.5; // out 5, in 7
     let det = load(d).unwrap();
-    let w = det.model.roi_head.bbox_head.fc_cls.weight.val(); // Burn: [in, out]
+    let w = det.model().roi_head.bbox_head.fc_cls.weight.val(); // Burn: [in, out]
     assert_eq!(w.dims(), [1024, 81]);
     let data = w.into_data().try_into_vec::<f32>().unwrap();
     assert_eq!(data[7 * 81 + 5], 3.5);

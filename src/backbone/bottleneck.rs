@@ -1,41 +1,55 @@
 //! ResNet bottleneck with GroupNorm, pytorch style: the stride sits on the 3x3 conv (`conv2`).
 
+use burn::config::Config;
 use burn::module::Module;
+use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::conv_no_bias;
+use crate::layers::{NormConfig, conv_no_bias};
 use crate::ops::{conv2d, group_norm, group_norm_relu};
 
 /// Keys `conv{1,2,3}.weight`, `gn{1,2,3}.{weight,bias}`, and for the first block of a stage
 /// `downsample.0.weight` (1x1 conv) and `downsample.1.{weight,bias}` (GN).
 #[derive(Module, Debug)]
 pub struct Bottleneck {
+    /// 1x1 reduction.
     pub conv1: Conv2d,
+    /// Its GroupNorm.
     pub gn1: GroupNorm,
+    /// 3x3, carrying the block's stride.
     pub conv2: Conv2d,
+    /// Its GroupNorm.
     pub gn2: GroupNorm,
+    /// 1x1 expansion to `4 * planes`.
     pub conv3: Conv2d,
+    /// Its GroupNorm.
     pub gn3: GroupNorm,
+    /// The shortcut's 1x1 conv + GroupNorm where shape changes (first block of a stage).
     pub downsample: Option<(Conv2d, GroupNorm)>,
 }
 
-#[derive(Debug, Clone)]
+/// One bottleneck block.
+#[derive(Config, Debug)]
 pub struct BottleneckConfig {
+    /// Input channels.
     pub in_channels: usize,
     /// Width of the 1x1 and 3x3 convs; the block outputs `4 * planes`.
     pub planes: usize,
+    /// Stride of the 3x3 conv and of the shortcut.
+    #[config(default = 1)]
     pub stride: usize,
-    pub num_groups: usize,
-    pub eps: f64,
+    /// GroupNorm of every conv.
+    #[config(default = "NormConfig::new()")]
+    pub norm: NormConfig,
 }
 
 impl BottleneckConfig {
+    /// The block, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> Bottleneck {
         let (cin, p, out) = (self.in_channels, self.planes, self.planes * 4);
-        let gn = |c: usize| GroupNormConfig::new(self.num_groups, c).with_epsilon(self.eps).init(device);
+        let gn = |c: usize| self.norm.init(c, device);
         let downsample = (self.stride != 1 || cin != out).then(|| (conv_no_bias(cin, out, 1, self.stride, device), gn(out)));
         Bottleneck {
             conv1: conv_no_bias(cin, p, 1, 1, device),
@@ -50,6 +64,7 @@ impl BottleneckConfig {
 }
 
 impl Bottleneck {
+    /// `relu(block(x) + shortcut(x))`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
             Some((conv, gn)) => group_norm(conv2d(conv, x.clone()), gn),

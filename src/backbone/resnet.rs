@@ -1,53 +1,66 @@
 //! ResNet-50/101 with GroupNorm (mmdet `ResNet(norm_cfg=GN(32), style='pytorch')`), outputs C2..C5.
 
+use burn::config::Config;
 use burn::module::Module;
+use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::nn::{GroupNorm, GroupNormConfig};
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::bottleneck::{Bottleneck, BottleneckConfig};
-use crate::layers::conv_no_bias;
+use crate::layers::{NormConfig, conv_no_bias};
 use crate::ops::{conv2d, group_norm_relu};
 
 /// Keys `conv1.weight`, `gn1.{weight,bias}`, `layer{1..4}.{i}.…`.
 #[derive(Module, Debug)]
 pub struct ResNet {
+    /// The 7x7 stride-2 stem conv.
     pub conv1: Conv2d,
+    /// The stem's GroupNorm.
     pub gn1: GroupNorm,
+    /// Stage 1 (C2, stride 4).
     pub layer1: Vec<Bottleneck>,
+    /// Stage 2 (C3, stride 8).
     pub layer2: Vec<Bottleneck>,
+    /// Stage 3 (C4, stride 16).
     pub layer3: Vec<Bottleneck>,
+    /// Stage 4 (C5, stride 32).
     pub layer4: Vec<Bottleneck>,
 }
 
-#[derive(Debug, Clone)]
+/// mmdet `ResNet(depth, norm_cfg=GN(32), style='pytorch')`.
+#[derive(Config, Debug)]
 pub struct ResNetConfig {
-    /// Blocks per stage: (3, 4, 6, 3) for R-50, (3, 4, 23, 3) for R-101.
-    pub stage_blocks: [usize; 4],
-    pub num_groups: usize,
-    pub eps: f64,
+    /// 50 (blocks 3, 4, 6, 3) or 101 (3, 4, 23, 3).
+    #[config(default = 50)]
+    pub depth: usize,
+    /// GroupNorm of every block.
+    #[config(default = "NormConfig::new()")]
+    pub norm: NormConfig,
 }
 
 /// C2..C5, strides 4, 8, 16, 32, widths 256, 512, 1024, 2048.
 pub type BackboneFeatures = [Tensor<4>; 4];
 
 impl ResNetConfig {
+    /// Blocks per stage.
+    pub fn stage_blocks(&self) -> [usize; 4] {
+        if self.depth == 101 { [3, 4, 23, 3] } else { [3, 4, 6, 3] }
+    }
+
+    /// The backbone, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> ResNet {
+        let blocks = self.stage_blocks();
         let mut in_channels = 64;
         let mut stage = |s: usize| -> Vec<Bottleneck> {
             let planes = 64 << s;
-            (0..self.stage_blocks[s])
+            (0..blocks[s])
                 .map(|b| {
-                    let block = BottleneckConfig {
-                        in_channels,
-                        planes,
-                        stride: if b == 0 && s > 0 { 2 } else { 1 },
-                        num_groups: self.num_groups,
-                        eps: self.eps,
-                    }
-                    .init(device);
+                    let block = BottleneckConfig::new(in_channels, planes)
+                        .with_stride(if b == 0 && s > 0 { 2 } else { 1 })
+                        .with_norm(self.norm.clone())
+                        .init(device);
                     in_channels = planes * 4;
                     block
                 })
@@ -56,7 +69,7 @@ impl ResNetConfig {
         let (layer1, layer2, layer3, layer4) = (stage(0), stage(1), stage(2), stage(3));
         ResNet {
             conv1: conv_no_bias(3, 64, 7, 2, device),
-            gn1: GroupNormConfig::new(self.num_groups, 64).with_epsilon(self.eps).init(device),
+            gn1: self.norm.init(64, device),
             layer1,
             layer2,
             layer3,
@@ -72,6 +85,7 @@ impl ResNet {
         max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]))
     }
 
+    /// C2..C5 of a `[N, 3, H, W]` input.
     pub fn forward(&self, x: Tensor<4>) -> BackboneFeatures {
         let run = |x: Tensor<4>, blocks: &[Bottleneck]| blocks.iter().fold(x, |x, b| b.forward(x));
         let c2 = run(self.stem(x), &self.layer1);

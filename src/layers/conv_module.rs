@@ -1,44 +1,45 @@
 //! mmcv's `ConvModule` as the GN configs use it: conv (no bias) -> GroupNorm (-> ReLU).
 
+use burn::config::Config;
 use burn::module::Module;
+use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{GroupNorm, GroupNormConfig, PaddingConfig2d};
+use burn::nn::GroupNorm;
 use burn::tensor::{Device, Tensor};
 
+use super::NormConfig;
 use crate::ops::{conv2d, group_norm, group_norm_relu};
 
 /// Conv + GroupNorm, state_dict keys `conv.weight`, `gn.weight`, `gn.bias`.
 #[derive(Module, Debug)]
 pub struct ConvModule {
+    /// The convolution (no bias: the norm's beta replaces it).
     pub conv: Conv2d,
+    /// Its GroupNorm.
     pub gn: GroupNorm,
 }
 
-#[derive(Debug, Clone)]
+/// A `k x k` conv with "same" padding `k / 2`, stride 1, then GroupNorm.
+#[derive(Config, Debug)]
 pub struct ConvModuleConfig {
+    /// Input channels.
     pub in_channels: usize,
+    /// Output channels.
     pub out_channels: usize,
+    /// Square kernel side.
+    #[config(default = 3)]
     pub kernel_size: usize,
-    pub stride: usize,
-    pub num_groups: usize,
-    pub eps: f64,
+    /// The GroupNorm after the conv.
+    #[config(default = "NormConfig::new()")]
+    pub norm: NormConfig,
 }
 
 impl ConvModuleConfig {
-    /// A `k x k` conv with "same" padding `k / 2`, stride 1.
-    pub fn new(in_channels: usize, out_channels: usize, kernel_size: usize, num_groups: usize, eps: f64) -> Self {
-        Self { in_channels, out_channels, kernel_size, stride: 1, num_groups, eps }
-    }
-
-    pub fn with_stride(mut self, stride: usize) -> Self {
-        self.stride = stride;
-        self
-    }
-
+    /// The module, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> ConvModule {
         ConvModule {
-            conv: conv_no_bias(self.in_channels, self.out_channels, self.kernel_size, self.stride, device),
-            gn: GroupNormConfig::new(self.num_groups, self.out_channels).with_epsilon(self.eps).init(device),
+            conv: conv_no_bias(self.in_channels, self.out_channels, self.kernel_size, 1, device),
+            gn: self.norm.init(self.out_channels, device),
         }
     }
 }
@@ -53,7 +54,7 @@ pub fn conv_no_bias(cin: usize, cout: usize, k: usize, stride: usize, device: &D
 }
 
 impl ConvModule {
-    /// conv -> GN -> ReLU (backbone-free heads).
+    /// conv -> GN -> ReLU (the heads' convs).
     pub fn forward_relu(&self, x: Tensor<4>) -> Tensor<4> {
         group_norm_relu(conv2d(&self.conv, x), &self.gn)
     }

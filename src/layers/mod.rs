@@ -1,5 +1,8 @@
-//! Burn modules shared by the stages (mmcv's `ConvModule`); the operators they compute with are in `ops`.
+//! Burn modules shared by the stages (mmcv's `ConvModule`, the GroupNorm settings); the operators they compute
+//! with are in `ops`.
 
-pub mod conv_module;
+mod conv_module;
+mod norm;
 
 pub use conv_module::{ConvModule, ConvModuleConfig, conv_no_bias};
+pub use norm::NormConfig;

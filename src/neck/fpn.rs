@@ -1,34 +1,44 @@
 //! FPN with GroupNorm (mmdet `FPN(norm_cfg=GN, act_cfg=None)`): C2..C5 -> P2..P6.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use crate::backbone::BackboneFeatures;
-use crate::layers::{ConvModule, ConvModuleConfig};
+use crate::layers::{ConvModule, ConvModuleConfig, NormConfig};
 
 /// Keys `lateral_convs.{0..3}.{conv,gn}.…`, `fpn_convs.{0..3}.{conv,gn}.…`.
 #[derive(Module, Debug)]
 pub struct Fpn {
+    /// 1x1 ConvModules C2..C5 -> 256 channels.
     pub lateral_convs: Vec<ConvModule>,
+    /// 3x3 ConvModules on the merged laterals -> P2..P5.
     pub fpn_convs: Vec<ConvModule>,
 }
 
-#[derive(Debug, Clone)]
+/// mmdet `FPN(in_channels, out_channels=256, num_outs=5, norm_cfg=GN, act_cfg=None)`.
+#[derive(Config, Debug)]
 pub struct FpnConfig {
+    /// Widths of C2..C5.
+    #[config(default = "[256, 512, 1024, 2048]")]
     pub in_channels: [usize; 4],
+    /// Width of P2..P6.
+    #[config(default = 256)]
     pub out_channels: usize,
-    pub num_groups: usize,
-    pub eps: f64,
+    /// GroupNorm of every ConvModule.
+    #[config(default = "NormConfig::new()")]
+    pub norm: NormConfig,
 }
 
 /// P2..P6, strides 4..64, 256 channels each.
 pub type PyramidFeatures = [Tensor<4>; 5];
 
 impl FpnConfig {
+    /// The neck, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> Fpn {
-        let conv = |cin, k| ConvModuleConfig::new(cin, self.out_channels, k, self.num_groups, self.eps).init(device);
+        let conv = |cin, k| ConvModuleConfig::new(cin, self.out_channels).with_kernel_size(k).with_norm(self.norm.clone()).init(device);
         Fpn {
             lateral_convs: self.in_channels.iter().map(|&c| conv(c, 1)).collect(),
             fpn_convs: self.in_channels.iter().map(|_| conv(self.out_channels, 3)).collect(),
@@ -37,6 +47,7 @@ impl FpnConfig {
 }
 
 impl Fpn {
+    /// P2..P6 from C2..C5.
     pub fn forward(&self, features: BackboneFeatures) -> PyramidFeatures {
         let mut laterals: Vec<Tensor<4>> =
             features.into_iter().zip(&self.lateral_convs).map(|(c, conv)| conv.forward(c)).collect();

@@ -39,22 +39,16 @@ fn count(device: &Device, numel: usize, dtype: burn::tensor::DType) {
     }
 }
 
-fn backend_error(stage: &'static str) -> impl Fn(&dyn std::fmt::Debug) -> Error {
-    move |e| Error::Backend { stage, message: format!("{e:?}") }
-}
-
 /// A float tensor's values as f32, whatever its dtype on the device.
 pub fn read_f32<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
     count(&t.device(), t.shape().num_elements(), t.dtype());
-    let err = backend_error(stage);
-    let data: TensorData = t.try_into_data().map_err(|e| err(&e))?;
-    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| err(&e))
+    let data: TensorData = t.try_into_data().map_err(|e| Error::backend(stage, e))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::backend(stage, e))
 }
 
 /// An integer tensor's values as u32.
 pub fn read_u32<const D: usize>(t: Tensor<D, Int>, stage: &'static str) -> Result<Vec<u32>> {
     count(&t.device(), t.shape().num_elements(), t.dtype());
-    let err = backend_error(stage);
-    let data: TensorData = t.try_into_data().map_err(|e| err(&e))?;
-    data.convert::<u32>().try_into_vec::<u32>().map_err(|e| err(&e))
+    let data: TensorData = t.try_into_data().map_err(|e| Error::backend(stage, e))?;
+    data.convert::<u32>().try_into_vec::<u32>().map_err(|e| Error::backend(stage, e))
 }

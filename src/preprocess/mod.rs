@@ -7,7 +7,7 @@ pub use resize::resize_linear;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::config::{ChannelOrder, PreprocessConfig};
+use crate::config::{ChannelOrder, DataConfig};
 use crate::image::BgrImage;
 
 /// Where the network input came from: mmdetection's `img_meta`.
@@ -45,9 +45,10 @@ pub fn rescaled_size(width: usize, height: usize, scale: [u32; 2]) -> (usize, us
     (((w * factor + 0.5) as usize).max(1), ((h * factor + 0.5) as usize).max(1))
 }
 
-/// Resizes, normalises and pads one image; `resized` is the 8-bit image the network saw (before normalising).
-pub fn preprocess_with_resized(img: &BgrImage, cfg: &PreprocessConfig) -> (Preprocessed, BgrImage) {
-    let (new_w, new_h) = rescaled_size(img.width, img.height, cfg.scale);
+/// Resizes to `scale` (mmdetection's keep-ratio `Resize(scale=(long, short))`), normalises and pads one image;
+/// `resized` is the 8-bit image the network saw (before normalising).
+pub fn preprocess_with_resized(img: &BgrImage, cfg: &DataConfig, scale: [u32; 2]) -> (Preprocessed, BgrImage) {
+    let (new_w, new_h) = rescaled_size(img.width, img.height, scale);
     let resized = if (new_w, new_h) == (img.width, img.height) { img.clone() } else { resize_linear(img, new_w, new_h) };
     let d = cfg.pad_size_divisor;
     let (pad_h, pad_w) = (new_h.div_ceil(d) * d, new_w.div_ceil(d) * d);
@@ -77,8 +78,8 @@ pub fn preprocess_with_resized(img: &BgrImage, cfg: &PreprocessConfig) -> (Prepr
 }
 
 /// Resizes, normalises and pads one image for the network.
-pub fn preprocess(img: &BgrImage, cfg: &PreprocessConfig) -> Preprocessed {
-    preprocess_with_resized(img, cfg).0
+pub fn preprocess(img: &BgrImage, cfg: &DataConfig, scale: [u32; 2]) -> Preprocessed {
+    preprocess_with_resized(img, cfg, scale).0
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! mmdet `RPNHead`: a shared 3x3 conv + ReLU, then objectness (sigmoid, one per anchor) and box deltas.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -11,18 +12,27 @@ use crate::ops::conv2d;
 /// Keys `rpn_conv.{weight,bias}`, `rpn_cls.{weight,bias}`, `rpn_reg.{weight,bias}`.
 #[derive(Module, Debug)]
 pub struct RpnHead {
+    /// The shared 3x3 conv.
     pub rpn_conv: Conv2d,
+    /// Objectness, one logit per anchor.
     pub rpn_cls: Conv2d,
+    /// Deltas, four per anchor.
     pub rpn_reg: Conv2d,
 }
 
-#[derive(Debug, Clone)]
+/// mmdet `RPNHead(in_channels=256, feat_channels=256)`, shared by every pyramid level.
+#[derive(Config, Debug)]
 pub struct RpnHeadConfig {
+    /// Width of the pyramid levels and of the shared conv.
+    #[config(default = 256)]
     pub channels: usize,
+    /// Anchors per location.
+    #[config(default = 3)]
     pub num_anchors: usize,
 }
 
 impl RpnHeadConfig {
+    /// The head, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> RpnHead {
         let c = self.channels;
         RpnHead {

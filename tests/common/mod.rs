@@ -60,7 +60,7 @@ pub fn case_config(case: &str) -> ModelConfig {
     let meta = case_meta(case);
     let mut config = ModelConfig::named(meta.config.trim_end_matches(".py")).unwrap();
     if let Some(scale) = meta.scale_override {
-        config.preprocess.scale = scale;
+        config.test.scale = scale;
     }
     config
 }

@@ -191,7 +191,7 @@ pub(super) fn paste_masks_on_device(logits: Tensor<3>, boxes: &[BBox], image_wid
         widest = widest.max(words(w));
     }
     if total > u32::MAX as usize {
-        return Err(Error::Backend { stage: "mask paste", message: format!("{total} mask words exceed the kernel's u32 indexing") });
+        return Err(Error::backend("mask paste", format!("{total} mask words exceed the kernel's u32 indexing")));
     }
     let mut masks: Vec<Mask> = windows
         .iter()

@@ -30,7 +30,7 @@ pub fn paste_window(bbox: &BBox, image_width: usize, image_height: usize) -> [us
 pub fn paste_masks(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
     let [n, ..] = logits.dims();
     if n != boxes.len() {
-        return Err(Error::Backend { stage: "mask paste", message: format!("{n} masks for {} boxes", boxes.len()) });
+        return Err(Error::backend("mask paste", format!("{n} masks for {} boxes", boxes.len())));
     }
     if n == 0 {
         return Ok(Vec::new());

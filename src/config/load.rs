@@ -1,0 +1,93 @@
+//! Reading configs: the built-in TOML files, files on disk, and `base` chains merged key by key.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::ConfigError;
+
+/// The published configs, by file name (without `.toml`), and the short aliases the CLI accepts.
+pub(super) const BUILTIN: [(&str, &str, &str); 6] = [
+    ("mask-rcnn_r50_fpn_gn-all_2x_coco", "r50-2x", include_str!("../../configs/mask-rcnn_r50_fpn_gn-all_2x_coco.toml")),
+    ("mask-rcnn_r50_fpn_gn-all_3x_coco", "r50-3x", include_str!("../../configs/mask-rcnn_r50_fpn_gn-all_3x_coco.toml")),
+    ("mask-rcnn_r101_fpn_gn-all_2x_coco", "r101-2x", include_str!("../../configs/mask-rcnn_r101_fpn_gn-all_2x_coco.toml")),
+    ("mask-rcnn_r101_fpn_gn-all_3x_coco", "r101-3x", include_str!("../../configs/mask-rcnn_r101_fpn_gn-all_3x_coco.toml")),
+    (
+        "mask-rcnn_r50-contrib_fpn_gn-all_2x_coco",
+        "r50c-2x",
+        include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_2x_coco.toml"),
+    ),
+    (
+        "mask-rcnn_r50-contrib_fpn_gn-all_3x_coco",
+        "r50c-3x",
+        include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_3x_coco.toml"),
+    ),
+];
+
+pub(super) const MAX_BASE_DEPTH: usize = 8;
+
+pub(super) enum Source {
+    Builtin(&'static str),
+    File(PathBuf),
+}
+
+pub(super) fn load_table(source: Source, depth: usize) -> Result<(toml::Table, String), ConfigError> {
+    let (text, origin, dir) = match source {
+        Source::Builtin(file) => {
+            let (_, _, text) = BUILTIN.iter().find(|(f, _, _)| *f == file).expect("built-in config exists");
+            (text.to_string(), format!("{file}.toml (built in)"), None)
+        }
+        Source::File(path) => {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let dir = path.parent().map(Path::to_path_buf);
+            (text, path.display().to_string(), dir)
+        }
+    };
+    let table = parse(&text, &origin)?;
+    Ok((resolve_base(table, dir.as_deref(), &origin, depth)?, origin))
+}
+
+pub(super) fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })
+}
+
+/// Replaces `base = "file.toml"` by the base's tables overridden with this file's keys.
+pub(super) fn resolve_base(mut table: toml::Table, dir: Option<&Path>, origin: &str, depth: usize) -> Result<toml::Table, ConfigError> {
+    let Some(base) = table.remove("base") else {
+        return Ok(table);
+    };
+    if depth >= MAX_BASE_DEPTH {
+        return Err(ConfigError::BaseTooDeep { origin: origin.to_string(), max: MAX_BASE_DEPTH });
+    }
+    let base = base.as_str().ok_or_else(|| ConfigError::Invalid {
+        origin: origin.to_string(),
+        field: "base",
+        reason: "must be a file name string".to_string(),
+    })?;
+    let beside = dir.map(|d| d.join(base)).filter(|p| p.is_file());
+    let source = match beside {
+        Some(path) => Source::File(path),
+        None => {
+            let stem = base.strip_suffix(".toml").unwrap_or(base);
+            let (file, _, _) = BUILTIN.iter().find(|(f, _, _)| *f == stem).ok_or_else(|| ConfigError::Invalid {
+                origin: origin.to_string(),
+                field: "base",
+                reason: format!("`{base}` is neither beside this file nor a built-in config"),
+            })?;
+            Source::Builtin(file)
+        }
+    };
+    let (mut merged, _) = load_table(source, depth + 1)?;
+    merge(&mut merged, table);
+    Ok(merged)
+}
+
+fn merge(into: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (into.get_mut(&key), value) {
+            (Some(toml::Value::Table(a)), toml::Value::Table(b)) => merge(a, b),
+            (_, value) => {
+                into.insert(key, value);
+            }
+        }
+    }
+}
+
