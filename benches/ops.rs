@@ -73,7 +73,7 @@ fn wgpu_ops(c: &mut Criterion) {
     g.bench_function("conv3x3_200rois_7x7", |b| b.iter(|| { let y = conv2d(&conv, rois.clone()); device.sync().unwrap(); y }));
     let fc = burn::nn::LinearConfig::new(256 * 49, 1024).init(&device);
     let flat = rois.clone().reshape([200, 256 * 49]);
-    g.bench_function("fc_200x12544x1024", |b| b.iter(|| { let y = mask_rcnn_burn::layers::linear(&fc, flat.clone()); device.sync().unwrap(); y }));
+    g.bench_function("fc_200x12544x1024", |b| b.iter(|| { let y = mask_rcnn_burn::ops::linear(&fc, flat.clone()); device.sync().unwrap(); y }));
     g.finish();
 }
 

@@ -5,12 +5,13 @@
 //! Without `--weights` the config's official checkpoint is downloaded into the cache once (sha256-checked) and
 //! converted to safetensors once; a `.pth` given with `--weights` is converted once too.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
 use mask_rcnn_burn::device::{DeviceChoice, select_device};
+use mask_rcnn_burn::fs::write_atomic;
 use mask_rcnn_burn::precision::Precision;
 use mask_rcnn_burn::render::{annotate, save_png};
 use mask_rcnn_burn::weights::resolve_weights;
@@ -120,7 +121,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
     if let Some(path) = &args.json {
         let results = dets.to_coco_results(args.image_id, &detector.config().dataset.category_ids);
-        write_atomic(path, serde_json::to_string(&results)?.as_bytes())?;
+        write_atomic(path, serde_json::to_string(&results)?.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &args.output {
@@ -128,10 +129,4 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("wrote {}", path.display());
     }
     Ok(())
-}
-
-/// Writes beside the target and renames: never a partial output file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }

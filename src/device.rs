@@ -43,10 +43,11 @@ pub struct AdapterSummary {
     pub device_type: String,
     /// The driver's name and version string.
     pub driver: String,
+    /// Further driver details (version, build).
     pub driver_info: String,
 }
 
-/// The Vulkan, Metal and DX12 adapters wgpu finds (see [`adapter_types`] for why not OpenGL).
+/// The Vulkan, Metal and DX12 adapters wgpu finds (see `adapter_types` for why not OpenGL).
 pub fn adapters() -> Vec<AdapterSummary> {
     enumerate()
         .iter()
@@ -98,7 +99,7 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 }
 
 /// The Burn device for a choice; an explicit GPU choice without a Vulkan/Metal/DX12 adapter is an error
-/// rather than wgpu's OpenGL fallback (see [`adapter_types`]).
+/// rather than wgpu's OpenGL fallback (see `adapter_types`).
 pub fn select_device(choice: DeviceChoice) -> Result<Device, Error> {
     match choice {
         DeviceChoice::Auto if hardware_gpu_present() => Ok(Device::wgpu(DeviceKind::DefaultDevice)),

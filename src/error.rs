@@ -5,15 +5,21 @@ use std::path::PathBuf;
 /// Any error of this crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The model config.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The input image.
     #[error(transparent)]
     Image(#[from] ImageError),
+    /// The weights file.
     #[error(transparent)]
     Weights(#[from] WeightsError),
     /// A GPU device was asked for where wgpu finds no Vulkan, Metal or DX12 adapter.
     #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device flex)")]
-    NoGpu { requested: &'static str },
+    NoGpu {
+        /// The device asked for.
+        requested: &'static str,
+    },
     /// The backend failed while running the model (device lost, out of memory...), or a stage's output was
     /// not what the next stage needs.
     #[error("backend error during {stage}: {source}")]
@@ -29,107 +35,217 @@ pub enum Error {
 /// A model configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file cannot be read.
     #[error("cannot read config {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// Not TOML, or not the shape of a model config.
     #[error("config {origin} is not valid TOML for a model config: {message}")]
-    Parse { origin: String, message: String },
+    Parse {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A value no published model can have.
     #[error("config {origin}: `{field}` {reason}")]
     Invalid {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// The offending key.
         field: &'static str,
+        /// Why it is wrong.
         reason: String,
     },
+    /// No built-in config has this name.
     #[error("unknown model config `{name}`; known: {known}")]
-    UnknownName { name: String, known: String },
+    UnknownName {
+        /// The name asked for.
+        name: String,
+        /// The names that exist.
+        known: String,
+    },
+    /// `base` files chain further than the limit (likely a cycle).
     #[error("config {origin}: `base` chain is longer than {max} files (a cycle?)")]
-    BaseTooDeep { origin: String, max: usize },
+    BaseTooDeep {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// An image that cannot be decoded into pixels.
 #[derive(Debug, thiserror::Error)]
 pub enum ImageError {
+    /// The image file cannot be read.
     #[error("cannot read image {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The file has no bytes.
     #[error("image {origin} is empty (0 bytes)")]
-    EmptyFile { origin: String },
+    EmptyFile {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+    },
+    /// The bytes are not a decodable PNG or JPEG.
     #[error("image {origin} cannot be decoded: {message}")]
-    Decode { origin: String, message: String },
+    Decode {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The header declares a zero-sized image.
     #[error("image {origin} has no pixels ({width}x{height})")]
     NoPixels {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
     },
     /// A JPEG that ends before its EOI marker: mmdetection's loader (`cv2.imdecode`) rejects it too.
     #[error("image {origin} is truncated (the JPEG data end before its EOI marker)")]
-    Truncated { origin: String },
+    Truncated {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+    },
     /// The header claims more pixels than the decoder's limit allows (checked before allocating).
     #[error("image {origin} is {width}x{height} pixels, over the limit of {max_pixels} pixels")]
     TooLarge {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// Width in pixels.
         width: u32,
+        /// Height in pixels.
         height: u32,
+        /// The limit, in pixels.
         max_pixels: u64,
     },
+    /// A pixel buffer whose length does not match its size.
     #[error("image buffer of {len} bytes does not hold {height}x{width}x3 pixels")]
-    BadBuffer { len: usize, height: usize, width: usize },
+    BadBuffer {
+        /// Bytes given.
+        len: usize,
+        /// Height in pixels.
+        height: usize,
+        /// Width in pixels.
+        width: usize,
+    },
 }
 
 /// A weights file that does not fit the model.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
+    /// The weights file cannot be read.
     #[error("cannot read weights {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
     /// Truncated, corrupt or not a safetensors file at all.
     #[error("weights {origin} are not a readable safetensors file: {message}")]
-    Corrupt { origin: String, message: String },
+    Corrupt {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A tensor of a non-float dtype.
     #[error("weights {origin}: tensor `{key}` has dtype {dtype}; only F32, F16, BF16 and F64 are accepted")]
     Dtype {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// The tensor's key.
         key: String,
+        /// Its dtype.
         dtype: String,
     },
+    /// Tensors the model needs are absent.
     #[error("weights {origin}: {count} tensor(s) the model needs are missing, e.g. {}{hint}", preview(.keys))]
     Missing {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// How many.
         count: usize,
+        /// Their keys.
         keys: Vec<String>,
+        /// A likely cause, when one is known.
         hint: String,
     },
+    /// Tensors the model does not have.
     #[error("weights {origin}: {count} tensor(s) the model does not have, e.g. {}{hint}", preview(.keys))]
     Unexpected {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// How many.
         count: usize,
+        /// Their keys.
         keys: Vec<String>,
+        /// A likely cause, when one is known.
         hint: String,
     },
+    /// A tensor of the wrong shape.
     #[error("weights {origin}: tensor `{key}` has shape {found:?}, the model needs {expected:?}")]
     Shape {
+        /// What was read (a path, or a name for in-memory data).
         origin: String,
+        /// The tensor's key.
         key: String,
+        /// What was expected.
         expected: Vec<usize>,
+        /// What the file holds.
         found: Vec<usize>,
     },
+    /// A tensor holding NaN or infinity.
     #[error("weights {origin}: tensor `{key}` holds non-finite values")]
-    NonFinite { origin: String, key: String },
+    NonFinite {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// The tensor's key.
+        key: String,
+    },
+    /// The checkpoint could not be downloaded.
     #[error("cannot download {url}: {message}")]
-    Download { url: String, message: String },
+    Download {
+        /// The address.
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A downloaded file whose sha256 is not the published one.
     #[error("{origin}: sha256 {found} does not start with the published {expected}; the file was deleted")]
-    HashMismatch { origin: String, expected: String, found: String },
+    HashMismatch {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What was expected.
+        expected: String,
+        /// What the file holds.
+        found: String,
+    },
+    /// A `.pth` checkpoint that cannot be read.
     #[error("checkpoint {origin} cannot be converted: {message}")]
-    Checkpoint { origin: String, message: String },
+    Checkpoint {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 fn preview(keys: &[String]) -> String {

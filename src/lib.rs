@@ -18,12 +18,16 @@
 //! # Ok::<(), mask_rcnn_burn::Error>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backbone;
 pub mod config;
 pub mod detector;
 pub mod device;
 pub mod error;
+#[cfg(feature = "eval")]
 pub mod eval;
+pub mod fs;
 pub mod image;
 pub mod layers;
 pub mod model;
@@ -33,6 +37,7 @@ pub mod output;
 pub mod postprocess;
 pub mod precision;
 pub mod preprocess;
+#[cfg(feature = "render")]
 pub mod render;
 pub mod roi_heads;
 pub mod rpn;

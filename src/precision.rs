@@ -7,14 +7,18 @@ use std::str::FromStr;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};
 
+/// Weights' and activations' dtype on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
+    /// Single precision (the published models').
     #[default]
     F32,
+    /// Half precision storage, f32 accumulation (GPUs).
     F16,
 }
 
 impl Precision {
+    /// The Burn dtype.
     pub fn dtype(self) -> DType {
         match self {
             Self::F32 => DType::F32,

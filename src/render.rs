@@ -94,7 +94,7 @@ fn draw_text(img: &mut BgrImage, x: usize, y: usize, text: &str, color: [u8; 3])
 pub fn save_png(img: &BgrImage, path: &std::path::Path) -> std::io::Result<()> {
     let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.to_rgb())
         .ok_or_else(|| std::io::Error::other("image buffer size"))?;
-    let tmp = path.with_extension("png.tmp");
-    rgb.save_with_format(&tmp, image::ImageFormat::Png).map_err(std::io::Error::other)?;
-    std::fs::rename(&tmp, path)
+    let mut png = Vec::new();
+    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(std::io::Error::other)?;
+    crate::fs::write_atomic(path, &png)
 }

@@ -8,15 +8,19 @@ use crate::output::Detections;
 /// One result object: COCO's fields, plus the model's own `label` and `class`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CocoResult {
+    /// The COCO image id.
     pub image_id: u64,
     /// The dataset's category id (COCO: 1..90 with gaps).
     pub category_id: u32,
     /// The model's class index, 0..79.
     pub label: usize,
+    /// The class name.
     pub class: String,
     /// `[x, y, w, h]` in original pixels (no +1).
     pub bbox: [f32; 4],
+    /// Confidence in [0, 1].
     pub score: f32,
+    /// The mask as COCO RLE.
     pub segmentation: CocoRle,
 }
 

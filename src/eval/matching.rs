@@ -8,8 +8,11 @@ use crate::structures::{BBox, box_iou};
 /// The parts of a detection that matching looks at.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetRef {
+    /// `[x1, y1, x2, y2]` in pixels.
     pub bbox: BBox,
+    /// Confidence in [0, 1].
     pub score: f32,
+    /// Class index.
     pub label: usize,
 }
 

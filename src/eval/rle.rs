@@ -7,7 +7,9 @@ use crate::structures::Mask;
 /// `{"size": [h, w], "counts": "..."}`: column-major runs, LEB128-like string, as `pycocotools.mask.encode`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CocoRle {
+    /// `[height, width]`.
     pub size: [u32; 2],
+    /// pycocotools' compressed run-length string.
     pub counts: String,
 }
 

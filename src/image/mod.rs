@@ -1,5 +1,5 @@
 //! Image decoding: any PNG or JPEG into 8-bit, 3-channel pixels, as OpenCV's `imread(IMREAD_COLOR)` gives them
-//! (mmdetection's loader). JPEG goes through libjpeg-turbo with OpenCV's settings ([`jpeg`]); PNG through the
+//! (mmdetection's loader). JPEG goes through libjpeg-turbo with OpenCV's settings (`jpeg`); PNG through the
 //! `image` crate, whose PNG pixels are exact.
 
 mod jpeg;
@@ -38,8 +38,11 @@ impl ImageLimits {
 /// An 8-bit image, row-major `H x W x 3`, channels in B, G, R order (what mmdetection's cv2 loader holds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BgrImage {
+    /// Width in pixels.
     pub width: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// The values, row-major.
     pub data: Vec<u8>,
 }
 
@@ -74,7 +77,7 @@ impl BgrImage {
 
     /// Decodes an encoded image like `cv2.imread(path, IMREAD_COLOR)`: EXIF orientation applied, gray replicated
     /// to 3 channels, alpha dropped (not composited), 16-bit samples reduced by `>> 8`. JPEG pixels are
-    /// libjpeg-turbo's with OpenCV's settings ([`jpeg`]), PNG pixels the `image` crate's (both byte-exact
+    /// libjpeg-turbo's with OpenCV's settings (`jpeg`), PNG pixels the `image` crate's (both byte-exact
     /// against cv2). A header larger than `limits` is an error before any pixel is allocated.
     pub fn decode_with_limits(bytes: &[u8], origin: &str, limits: &ImageLimits) -> Result<Self, ImageError> {
         if bytes.is_empty() {

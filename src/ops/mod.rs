@@ -1,5 +1,5 @@
 //! Operators below the model's layers (torchvision's `ops/`): each with its host reference and its CubeCL kernel
-//! side by side (`host.rs`, `cube.rs`), and the one table ([`dispatch`]) that says which runs where.
+//! side by side (`host.rs`, `cube.rs`), and the one table (`dispatch`) that says which runs where.
 //! Primitives too: NMS, device read-back, the sigmoid the host paths share.
 
 pub mod conv;

@@ -26,11 +26,14 @@ pub struct ImageMeta {
 /// The network input: `[1, 3, H, W]` row-major f32, and its metadata.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preprocessed {
+    /// `[1, 3, H, W]` values, row-major.
     pub input: Vec<f32>,
+    /// Where the input came from.
     pub meta: ImageMeta,
 }
 
 impl Preprocessed {
+    /// The input as a tensor on `device`.
     pub fn to_tensor(&self, device: &Device) -> Tensor<4> {
         let (h, w) = self.meta.pad_shape;
         Tensor::from_data(TensorData::new(self.input.clone(), [1, 3, h, w]), device)

@@ -8,8 +8,11 @@ use crate::structures::{BBox, DeltaCoder};
 /// Final boxes in resized-image coordinates, by decreasing score.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BoxDetections {
+    /// Boxes `[x1, y1, x2, y2]`.
     pub boxes: Vec<BBox>,
+    /// Their scores.
     pub scores: Vec<f32>,
+    /// Their class indices.
     pub labels: Vec<usize>,
 }
 

@@ -15,11 +15,14 @@ pub use mask_head::{MaskHead, MaskHeadConfig, mask_rcnn_inference};
 /// mmdet `StandardRoIHead`: keys `bbox_head.…`, `mask_head.…`.
 #[derive(Module, Debug)]
 pub struct RoiHead {
+    /// The box branch.
     pub bbox_head: BBoxHead,
+    /// The mask branch.
     pub mask_head: MaskHead,
 }
 
 impl RoiHead {
+    /// Both heads from their configs.
     pub fn new(bbox: &BBoxHeadConfig, mask: &MaskHeadConfig, device: &Device) -> Self {
         Self { bbox_head: bbox.init(device), mask_head: mask.init(device) }
     }

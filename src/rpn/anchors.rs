@@ -1,4 +1,4 @@
-//! mmdet `AnchorGenerator` (scales [8], ratios [0.5, 1, 2], strides 4..64): float anchors centred on grid points.
+//! mmdet `AnchorGenerator` (scales `[8]`, ratios `[0.5, 1, 2]`, strides 4..64): float anchors centred on grid points.
 
 use crate::structures::BBox;
 

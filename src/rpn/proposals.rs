@@ -12,14 +12,18 @@ pub struct RpnLevelOutput {
     pub cls: Vec<f32>,
     /// Deltas `[4A, H, W]`.
     pub reg: Vec<f32>,
+    /// Height in pixels.
     pub height: usize,
+    /// Width in pixels.
     pub width: usize,
 }
 
 /// Proposals in resized-image coordinates, by decreasing score.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Proposals {
+    /// Boxes `[x1, y1, x2, y2]`.
     pub boxes: Vec<BBox>,
+    /// Their scores.
     pub scores: Vec<f32>,
 }
 

@@ -6,6 +6,7 @@ use super::BBox;
 /// image the boxes are clipped to.
 #[derive(Debug, Clone, Copy)]
 pub struct DeltaCoder {
+    /// De-normalisation stds of the deltas (means are 0).
     pub stds: [f32; 4],
     /// `|ln(wh_ratio_clip)|` as an f32, as torch's clamp sees it.
     pub max_ratio: f32,
@@ -14,6 +15,7 @@ pub struct DeltaCoder {
 }
 
 impl DeltaCoder {
+    /// A coder clipping to `max_shape` `(h, w)`; dw, dh clamped to `|ln(wh_ratio_clip)|`.
     pub fn new(stds: [f32; 4], wh_ratio_clip: f64, max_shape: (usize, usize)) -> Self {
         Self { stds, max_ratio: wh_ratio_clip.ln().abs() as f32, max_shape }
     }

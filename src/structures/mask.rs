@@ -4,12 +4,17 @@
 /// (mmdetection's paste region: the box plus one pixel); every pixel outside the window is unset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mask {
+    /// Width of the image the detections belong to.
     pub image_width: usize,
+    /// Height of the image the detections belong to.
     pub image_height: usize,
     /// Window `[x0, x1) x [y0, y1)`.
     pub x0: usize,
+    /// Window top row.
     pub y0: usize,
+    /// Window right column (exclusive).
     pub x1: usize,
+    /// Window bottom row (exclusive).
     pub y1: usize,
     /// Row-major window pixels, 1 = object.
     pub window: Vec<u8>,

@@ -2,10 +2,21 @@
 
 use std::path::{Path, PathBuf};
 
-use super::download::{cache_dir, fetch};
 use super::state_dict::StateDict;
 use crate::config::ModelConfig;
 use crate::error::WeightsError;
+
+/// The cache directory: `$MASK_RCNN_BURN_CACHE`, else `$XDG_CACHE_HOME/mask-rcnn-burn`, else `~/.cache/mask-rcnn-burn`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MASK_RCNN_BURN_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("mask-rcnn-burn")
+}
 
 /// Converts an mmdetection `.pth` checkpoint to safetensors with the same keys (written atomically).
 pub fn convert_pth(pth: &Path, out: &Path) -> Result<StateDict, WeightsError> {
@@ -39,8 +50,7 @@ pub fn resolve_weights_in(cache: &Path, config: &ModelConfig, weights: Option<&P
             if out.is_file() {
                 return Ok(out);
             }
-            let prefix = config.checkpoint_hash_prefix().unwrap_or_default();
-            fetch(&config.checkpoint.url, &dest, prefix, progress)?;
+            download(config, &dest, progress)?;
             dest
         }
     };
@@ -54,4 +64,18 @@ pub fn resolve_weights_in(cache: &Path, config: &ModelConfig, weights: Option<&P
     }
     convert_pth(&pth, &out)?;
     Ok(out)
+}
+
+#[cfg(feature = "download")]
+fn download(config: &ModelConfig, dest: &Path, progress: bool) -> Result<(), WeightsError> {
+    let prefix = config.checkpoint_hash_prefix().unwrap_or_default();
+    super::download::fetch(&config.checkpoint.url, dest, prefix, progress)
+}
+
+#[cfg(not(feature = "download"))]
+fn download(config: &ModelConfig, _dest: &Path, _progress: bool) -> Result<(), WeightsError> {
+    Err(WeightsError::Download {
+        url: config.checkpoint.url.clone(),
+        message: "this build has no `download` feature: give a weights file".to_string(),
+    })
 }

@@ -3,24 +3,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::WeightsError;
 
-/// The cache directory: `$MASK_RCNN_BURN_CACHE`, else `$XDG_CACHE_HOME/mask-rcnn-burn`, else `~/.cache/mask-rcnn-burn`.
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("MASK_RCNN_BURN_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mask-rcnn-burn")
-}
 
 /// Lowercase hex sha256 of a file.
 pub fn sha256_file(path: &Path) -> std::io::Result<String> {

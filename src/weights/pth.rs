@@ -5,7 +5,7 @@ use std::path::Path;
 
 use burn::store::pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::state_dict::{HostTensor, StateDict};
+use super::state_dict::{FloatFormat, StateDict};
 use crate::error::WeightsError;
 
 impl StateDict {
@@ -27,25 +27,22 @@ impl StateDict {
         if reader.is_empty() {
             return Err(err("it holds no tensors (not a PyTorch checkpoint?)".into()));
         }
-        let mut tensors = std::collections::BTreeMap::new();
+        let mut dict = Self { origin: origin.clone(), tensors: Default::default() };
         for (key, t) in reader.into_tensors() {
             let data = to_f32(&t).map_err(|m| err(format!("tensor `{key}`: {m}")))?;
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(WeightsError::NonFinite { origin: origin.clone(), key });
-            }
-            tensors.insert(key, HostTensor { shape: t.shape().to_vec(), data });
+            dict.insert_checked(key, t.shape().to_vec(), data)?;
         }
-        Ok(Self { origin, tensors })
+        Ok(dict)
     }
 }
 
 fn to_f32(t: &Tensor) -> Result<Vec<f32>, String> {
-    let bytes = t.read().map_err(|e| e.to_string())?;
-    Ok(match t.dtype() {
-        DType::F32 => bytes.chunks_exact(4).map(|b| f32::from_ne_bytes(b.try_into().unwrap())).collect(),
-        DType::F64 => bytes.chunks_exact(8).map(|b| f64::from_ne_bytes(b.try_into().unwrap()) as f32).collect(),
-        DType::F16 => bytes.chunks_exact(2).map(|b| half::f16::from_ne_bytes(b.try_into().unwrap()).to_f32()).collect(),
-        DType::BF16 => bytes.chunks_exact(2).map(|b| half::bf16::from_ne_bytes(b.try_into().unwrap()).to_f32()).collect(),
+    let format = match t.dtype() {
+        DType::F32 => FloatFormat::F32,
+        DType::F64 => FloatFormat::F64,
+        DType::F16 => FloatFormat::F16,
+        DType::BF16 => FloatFormat::BF16,
         other => return Err(format!("dtype {other:?} is not a float")),
-    })
+    };
+    Ok(format.decode(&t.read().map_err(|e| e.to_string())?))
 }

@@ -10,7 +10,9 @@ use crate::error::WeightsError;
 /// One host tensor, row-major, PyTorch layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HostTensor {
+    /// The shape.
     pub shape: Vec<usize>,
+    /// The values, row-major.
     pub data: Vec<f32>,
 }
 
@@ -19,7 +21,29 @@ pub struct HostTensor {
 pub struct StateDict {
     /// Names the file in error messages.
     pub origin: String,
+    /// Tensors by mmdetection key.
     pub tensors: BTreeMap<String, HostTensor>,
+}
+
+/// A float storage format of checkpoint tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FloatFormat {
+    F32,
+    F64,
+    F16,
+    BF16,
+}
+
+impl FloatFormat {
+    /// Little-endian values (safetensors' order, and `torch.save`'s on every platform it is run on here) as f32.
+    pub(crate) fn decode(self, raw: &[u8]) -> Vec<f32> {
+        match self {
+            Self::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+            Self::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32).collect(),
+            Self::F16 => raw.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+            Self::BF16 => raw.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        }
+    }
 }
 
 impl StateDict {
@@ -34,43 +58,37 @@ impl StateDict {
     pub fn from_safetensors_bytes(bytes: &[u8], origin: &str) -> Result<Self, WeightsError> {
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
-        let mut tensors = BTreeMap::new();
+        let mut dict = Self { origin: origin.to_string(), tensors: BTreeMap::new() };
         for (key, view) in st.tensors() {
-            let raw = view.data();
-            let data: Vec<f32> = match view.dtype() {
-                Dtype::F32 => raw.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-                Dtype::F16 => raw
-                    .chunks_exact(2)
-                    .map(|b| half::f16::from_le_bytes(b.try_into().unwrap()).to_f32())
-                    .collect(),
-                Dtype::BF16 => raw
-                    .chunks_exact(2)
-                    .map(|b| half::bf16::from_le_bytes(b.try_into().unwrap()).to_f32())
-                    .collect(),
-                Dtype::F64 => raw.chunks_exact(8).map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32).collect(),
-                other => {
-                    return Err(WeightsError::Dtype { origin: origin.to_string(), key, dtype: format!("{other:?}") });
-                }
+            let format = match view.dtype() {
+                Dtype::F32 => FloatFormat::F32,
+                Dtype::F64 => FloatFormat::F64,
+                Dtype::F16 => FloatFormat::F16,
+                Dtype::BF16 => FloatFormat::BF16,
+                other => return Err(WeightsError::Dtype { origin: origin.to_string(), key, dtype: format!("{other:?}") }),
             };
-            if data.iter().any(|v| !v.is_finite()) {
-                return Err(WeightsError::NonFinite { origin: origin.to_string(), key });
-            }
-            tensors.insert(key, HostTensor { shape: view.shape().to_vec(), data });
+            dict.insert_checked(key, view.shape().to_vec(), format.decode(view.data()))?;
         }
-        Ok(Self { origin: origin.to_string(), tensors })
+        Ok(dict)
     }
 
-    /// Writes the tensors as an f32 safetensors file (what the converter and the synthetic weights produce).
+    /// Adds a tensor read from the file, refusing non-finite values (a corrupt or diverged checkpoint).
+    pub(crate) fn insert_checked(&mut self, key: String, shape: Vec<usize>, data: Vec<f32>) -> Result<(), WeightsError> {
+        if data.iter().any(|v| !v.is_finite()) {
+            return Err(WeightsError::NonFinite { origin: self.origin.clone(), key });
+        }
+        self.tensors.insert(key, HostTensor { shape, data });
+        Ok(())
+    }
+
+    /// Writes the tensors as an f32 safetensors file (what the converter and the synthetic weights produce),
+    /// atomically.
     pub fn write_safetensors(&self, path: impl AsRef<Path>) -> Result<(), WeightsError> {
         let path = path.as_ref();
-        let io = |e: std::io::Error| WeightsError::Io { path: path.to_path_buf(), source: e };
-        let bytes = self.to_safetensors_bytes()?;
-        // Write beside the target, then rename: a reader never sees half a file.
-        let tmp = path.with_extension(format!("safetensors.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::fs::write_atomic(path, &self.to_safetensors_bytes()?).map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })
     }
 
+    /// The tensors as f32 safetensors bytes.
     pub fn to_safetensors_bytes(&self) -> Result<Vec<u8>, WeightsError> {
         let bufs: Vec<(&String, Vec<u8>, &Vec<usize>)> = self
             .tensors

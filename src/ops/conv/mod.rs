@@ -1,9 +1,9 @@
-//! Convolution: Burn's `Conv2d` parameters, computed by the implementation [`dispatch`](super::dispatch) picks —
-//! the Winograd host kernel ([`winograd`]) for 3x3 stride-1 convs on flex, the plain direct kernel ([`cube`]) on
+//! Convolution: Burn's `Conv2d` parameters, computed by the implementation `dispatch` picks —
+//! the Winograd host kernel (`winograd`) for 3x3 stride-1 convs on flex, the plain direct kernel (`cube`) on
 //! software Vulkan, Burn's `Conv2d::forward` everywhere else.
 
-pub mod cube;
-pub mod winograd;
+mod cube;
+mod winograd;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;

@@ -1,11 +1,11 @@
-//! GroupNorm (+ ReLU) over Burn's `GroupNorm` parameters, by the implementation [`dispatch`](super::dispatch)
-//! picks: on flex in f32 the host kernel ([`host`]: parallel over groups, centred variance, ReLU fused, in place;
+//! GroupNorm (+ ReLU) over Burn's `GroupNorm` parameters, by the implementation `dispatch`
+//! picks: on flex in f32 the host kernel (`host`: parallel over groups, centred variance, ReLU fused, in place;
 //! 41 ms on 1x256x200x304 with ReLU against 53 ms for Burn's composition without it, `cargo bench --bench ops`);
-//! on the GPU backends the CubeCL kernels ([`cube`]: split statistics so a batch of one fills the GPU, one
+//! on the GPU backends the CubeCL kernels (`cube`: split statistics so a batch of one fills the GPU, one
 //! normalise + affine + ReLU pass, f32 statistics for f16 tensors); flex in f16 keeps Burn's composition, in f32.
 
-pub mod cube;
-pub mod host;
+mod cube;
+mod host;
 
 use burn::module::Param;
 use burn::nn::GroupNorm;

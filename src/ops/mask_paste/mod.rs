@@ -1,10 +1,10 @@
 //! mmdet's `_do_paste_mask`: each 28x28 mask is `grid_sample`d (bilinear, zero padding, `align_corners=False`)
 //! onto the image pixels of its box plus one pixel, then thresholded with `>=`. The host reference ([`host`]) is
-//! the flex path; the GPU backends run the same arithmetic as a kernel ([`cube`]) and read back only packed bits.
+//! the flex path; the GPU backends run the same arithmetic as a kernel (`cube`) and read back only packed bits.
 //! Pixels outside the window sample below half the mask's value, so they can never reach mmdet's 0.5 threshold:
 //! the window loses nothing against mmdet's full-image GPU paste.
 
-pub mod cube;
+mod cube;
 pub mod host;
 
 use burn::tensor::Tensor;

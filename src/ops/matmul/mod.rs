@@ -1,7 +1,7 @@
 //! Fully connected and 2x2 transposed-conv layers: Burn's modules, except on software Vulkan, where their
-//! matmuls go to the plain kernel ([`cube`]; see [`dispatch`](super::dispatch) for why).
+//! matmuls go to the plain kernel (`cube`; see `dispatch` for why).
 
-pub mod cube;
+mod cube;
 
 use burn::nn::Linear;
 use burn::nn::conv::ConvTranspose2d;

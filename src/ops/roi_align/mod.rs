@@ -2,10 +2,10 @@
 //! `SingleRoIExtractor` level mapping.
 //!
 //! The adaptive sample count `ceil(roi_size / bins)` differs per RoI, so this is not one `grid_sample`. On flex
-//! the reference ([`host`]) runs on the host (flex tensors are host memory), in mmcv's f32 order of operations;
-//! on the GPU backends the CubeCL kernel ([`cube`]) does the same arithmetic on the device.
+//! the reference (`host`) runs on the host (flex tensors are host memory), in mmcv's f32 order of operations;
+//! on the GPU backends the CubeCL kernel (`cube`) does the same arithmetic on the device.
 
-pub mod cube;
+mod cube;
 mod host;
 
 use std::sync::OnceLock;
@@ -21,6 +21,7 @@ use crate::structures::BBox;
 /// RoIAlign settings of one branch (7x7 for boxes, 14x14 for masks).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RoiAlignConfig {
+    /// Output side (7 for boxes, 14 for masks).
     pub output_size: usize,
     /// 0 = adaptive: `ceil(roi_extent / output_size)` samples per bin and axis.
     pub sampling_ratio: usize,
@@ -31,28 +32,37 @@ pub struct RoiAlignConfig {
 /// One feature map on the host, `[C, H, W]` (batch 1).
 #[derive(Debug, Clone)]
 pub struct HostFeature {
+    /// The values, row-major.
     pub data: Vec<f32>,
+    /// Channels.
     pub channels: usize,
+    /// Height in pixels.
     pub height: usize,
+    /// Width in pixels.
     pub width: usize,
 }
 
 /// The pyramid levels RoIs are pooled from (P2..P5), with their strides; host copies are read once, on demand.
 pub struct RoiFeatures {
+    /// P2..P5 on the model's device.
     pub levels: Vec<Tensor<4>>,
+    /// Each level's stride in pixels.
     pub strides: Vec<usize>,
     host: OnceLock<Vec<HostFeature>>,
 }
 
 impl RoiFeatures {
+    /// The pyramid levels and their strides.
     pub fn new(levels: Vec<Tensor<4>>, strides: Vec<usize>) -> Self {
         Self { levels, strides, host: OnceLock::new() }
     }
 
+    /// Where the features live.
     pub fn device(&self) -> Device {
         self.levels[0].device()
     }
 
+    /// Channels of every level.
     pub fn channels(&self) -> usize {
         self.levels[0].dims()[1]
     }
