@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backbone::BackboneFeatures;
 use crate::config::{ModelConfig, TestConfig};
@@ -113,24 +113,45 @@ impl Detector {
         (c, p)
     }
 
-    /// The RPN head on P2..P6 (device tensors): logits `[1, A, H, W]` and deltas `[1, 4A, H, W]` per level.
+    /// The RPN head on P2..P6 (device tensors): logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` per level.
     pub fn rpn_head(&self, pyramid: &PyramidFeatures) -> Vec<(Tensor<4>, Tensor<4>)> {
         pyramid.iter().map(|p| self.model.rpn_head.forward(p.clone())).collect()
     }
 
-    /// RPN outputs read back, and the proposals made from them.
+    /// RPN outputs read back, and the proposals made from them (one image).
     pub fn proposals(&self, pyramid: &PyramidFeatures, meta: &ImageMeta) -> Result<Proposals> {
-        let mut levels = Vec::with_capacity(pyramid.len());
-        for (cls, reg) in self.rpn_head(pyramid) {
-            let [_, _, height, width] = cls.dims();
-            levels.push(RpnLevelOutput { cls: read_f32(cls, "rpn")?, reg: read_f32(reg, "rpn")?, height, width });
-        }
-        Ok(proposals(&levels, &self.config.model.rpn, &self.config.test.rpn, meta.img_shape))
+        Ok(self.proposals_batch(pyramid, &[meta])?.remove(0))
     }
 
-    /// P2..P5 as the RoI extractors see them.
+    /// The RPN outputs of a batch read back level by level (one read per level and output), then each
+    /// image's proposals.
+    fn proposals_batch(&self, pyramid: &PyramidFeatures, metas: &[&ImageMeta]) -> Result<Vec<Proposals>> {
+        let mut levels: Vec<Vec<RpnLevelOutput>> = vec![Vec::with_capacity(pyramid.len()); metas.len()];
+        for (cls, reg) in self.rpn_head(pyramid) {
+            let [_, _, height, width] = cls.dims();
+            let (cls, reg) = (read_f32(cls, "rpn")?, read_f32(reg, "rpn")?);
+            let (cls_len, reg_len) = (cls.len() / metas.len(), reg.len() / metas.len());
+            for (i, image) in levels.iter_mut().enumerate() {
+                let (cls, reg) = (cls[i * cls_len..(i + 1) * cls_len].to_vec(), reg[i * reg_len..(i + 1) * reg_len].to_vec());
+                image.push(RpnLevelOutput { cls, reg, height, width });
+            }
+        }
+        let (arch, test) = (&self.config.model.rpn, &self.config.test.rpn);
+        Ok(levels.iter().zip(metas).map(|(l, meta)| proposals(l, arch, test, meta.img_shape)).collect())
+    }
+
+    /// P2..P5 as the RoI extractors see them (one image).
     pub fn roi_features(&self, pyramid: &PyramidFeatures) -> RoiFeatures {
         RoiFeatures::new(pyramid[..4].to_vec(), self.config.model.roi.featmap_strides.clone())
+    }
+
+    /// Image `i`'s P2..P5 of a batch of `n`.
+    fn roi_features_of(&self, pyramid: &PyramidFeatures, i: usize, n: usize) -> RoiFeatures {
+        if n == 1 {
+            return self.roi_features(pyramid);
+        }
+        let levels = pyramid[..4].iter().map(|p| p.clone().slice([i..i + 1])).collect();
+        RoiFeatures::new(levels, self.config.model.roi.featmap_strides.clone())
     }
 
     fn roi_align_config(&self, output_size: usize) -> RoiAlignConfig {
@@ -148,14 +169,40 @@ impl Detector {
         roi_align(features, rois, &self.roi_align_config(self.config.model.roi.mask_roi_size))
     }
 
-    /// Box head on the proposals, then per-class NMS: boxes in resized-image coordinates.
+    /// Box head on the proposals, then per-class NMS: boxes in resized-image coordinates (one image).
     pub fn detect_boxes(&self, features: &RoiFeatures, rois: &[BBox], meta: &ImageMeta) -> Result<BoxDetections> {
-        if rois.is_empty() {
-            return Ok(BoxDetections::default());
+        Ok(self.detect_boxes_batch(std::slice::from_ref(features), &[rois], &[meta])?.remove(0))
+    }
+
+    /// The box head on every image's RoIs, batched across images in chunks that fit one GPU buffer (RoIs are
+    /// independent samples, so batching changes no value), then each image's per-class NMS.
+    fn detect_boxes_batch(&self, features: &[RoiFeatures], rois: &[&[BBox]], metas: &[&ImageMeta]) -> Result<Vec<BoxDetections>> {
+        let per_roi = 256 * 7 * 7 * self.precision.dtype().size();
+        let (mut cls, mut reg, mut widths) = (Vec::new(), Vec::new(), (0, 0));
+        for chunk in roi_chunks(rois, self.rows_per_buffer(per_roi)) {
+            let parts = chunk.iter().map(|(i, r)| self.bbox_roi_features(&features[*i], &rois[*i][r.clone()])).collect();
+            let (c, d) = self.model.roi_head.bbox_head.forward(cat(parts));
+            widths = (c.dims()[1], d.dims()[1]);
+            cls.extend(read_f32(c, "box head")?);
+            reg.extend(read_f32(d, "box head")?);
         }
-        let (cls, reg) = self.model.roi_head.bbox_head.forward(self.bbox_roi_features(features, rois));
-        let (cls, reg) = (read_f32(cls, "box head")?, read_f32(reg, "box head")?);
-        Ok(detect_boxes(rois, &cls, &reg, &self.config.model.roi, &self.config.test.rcnn, meta.img_shape))
+        let (classes, deltas) = widths;
+        let mut start = 0;
+        let mut out = Vec::with_capacity(metas.len());
+        for (r, meta) in rois.iter().zip(metas) {
+            let (c, d) = (&cls[start * classes..(start + r.len()) * classes], &reg[start * deltas..(start + r.len()) * deltas]);
+            out.push(detect_boxes(r, c, d, &self.config.model.roi, &self.config.test.rcnn, meta.img_shape));
+            start += r.len();
+        }
+        Ok(out)
+    }
+
+    /// How many RoIs (or images) of `bytes_per_row` fit one GPU buffer: wgpu caps a storage buffer binding, at
+    /// 128 MiB by WebGPU's default (lavapipe's limit too), so the heads and batches are split to stay under it;
+    /// unlimited on flex.
+    fn rows_per_buffer(&self, bytes_per_row: usize) -> usize {
+        const MAX_GPU_BUFFER: usize = 128 << 20;
+        if self.device == Device::flex() { usize::MAX } else { (MAX_GPU_BUFFER / bytes_per_row.max(1)).max(1) }
     }
 
     /// Mask logits of each detection's own class: `[N, 28, 28]` (device).
@@ -164,10 +211,44 @@ impl Detector {
         mask_rcnn_inference(logits, &dets.labels)
     }
 
-    /// Masks pasted into the original image, boxes rescaled to it: the final detections.
+    /// Masks pasted into the original image, boxes rescaled to it: the final detections (one image).
     pub fn finish(&self, features: &RoiFeatures, dets: BoxDetections, meta: &ImageMeta) -> Result<Detections> {
-        let logits = self.mask_logits(features, &dets);
-        detector_postprocess(dets, logits, meta, &self.config.dataset.classes, self.config.test.rcnn.mask_thr_binary)
+        Ok(self.finish_batch(std::slice::from_ref(features), vec![dets], &[meta])?.remove(0))
+    }
+
+    /// The mask head on every image's detections (in chunks that fit one GPU buffer), then each image's paste.
+    fn finish_batch(&self, features: &[RoiFeatures], dets: Vec<BoxDetections>, metas: &[&ImageMeta]) -> Result<Vec<Detections>> {
+        let boxes: Vec<&[BBox]> = dets.iter().map(|d| d.boxes.as_slice()).collect();
+        // The largest activation per detection: the upsampled 256 x 28 x 28 map.
+        let per_det = 256 * 28 * 28 * self.precision.dtype().size();
+        let mut logits = Vec::new();
+        for chunk in roi_chunks(&boxes, self.rows_per_buffer(per_det)) {
+            let parts = chunk.iter().map(|(i, r)| self.mask_roi_features(&features[*i], &boxes[*i][r.clone()])).collect();
+            let labels: Vec<usize> = chunk.iter().flat_map(|(i, r)| dets[*i].labels[r.clone()].iter().copied()).collect();
+            logits.push(mask_rcnn_inference(self.model.roi_head.mask_head.forward(cat(parts)), &labels));
+        }
+        let mut logits = if logits.is_empty() { None } else { Some(cat(logits)) };
+        let whole = dets.iter().filter(|d| !d.boxes.is_empty()).count() == 1;
+        let mut start = 0;
+        let mut out = Vec::with_capacity(dets.len());
+        for (d, meta) in dets.into_iter().zip(metas) {
+            let n = d.boxes.len();
+            if n == 0 {
+                let (height, width) = meta.ori_shape;
+                out.push(Detections { image_width: width, image_height: height, items: Vec::new() });
+                continue;
+            }
+            // One image with detections takes the whole tensor; several take their rows.
+            let mine = match (whole, logits.as_ref()) {
+                (true, _) => logits.take(),
+                (false, Some(all)) => Some(all.clone().slice([start..start + n])),
+                (false, None) => None,
+            }
+            .expect("logits exist where detections do");
+            out.push(detector_postprocess(d, mine, meta, &self.config.dataset.classes, self.config.test.rcnn.mask_thr_binary)?);
+            start += n;
+        }
+        Ok(out)
     }
 
     /// Detects objects in one image.
@@ -182,25 +263,112 @@ impl Detector {
 
     /// [`predict`](Self::predict) with the wall time of each stage.
     pub fn predict_timed(&self, img: &BgrImage) -> Result<(Detections, StageTimings)> {
+        let (mut out, timings) = self.predict_preprocessed(&[&self.preprocess(img)])?;
+        Ok((out.remove(0), timings))
+    }
+
+    /// Detects objects in several images: images of the same padded input shape (mmdetection pads each image
+    /// alone to a multiple of 32, and GroupNorm normalises each image over its own padded map) go through the
+    /// network as one batch; proposals, RoIs and NMS stay per image. Each image's result is the one
+    /// [`predict`](Self::predict) gives it alone (mmdetection's published AP was computed at batch size 1).
+    pub fn predict_batch(&self, images: &[BgrImage]) -> Result<Vec<Detections>> {
+        let pre: Vec<Preprocessed> = images.iter().map(|img| self.preprocess(img)).collect();
+        let mut out: Vec<Option<Detections>> = vec![None; images.len()];
+        let mut shapes: Vec<(usize, usize)> = pre.iter().map(|p| p.meta.pad_shape).collect();
+        shapes.sort_unstable();
+        shapes.dedup();
+        for shape in shapes {
+            let members: Vec<usize> = (0..pre.len()).filter(|&i| pre[i].meta.pad_shape == shape).collect();
+            // The backbone's largest activations (the stem's output, layer1's) are 256 x H/4 x W/4 per image.
+            let per_image = 16 * shape.0 * shape.1 * self.precision.dtype().size();
+            for group in members.chunks(self.rows_per_buffer(per_image)) {
+                let batch: Vec<&Preprocessed> = group.iter().map(|&i| &pre[i]).collect();
+                for (&i, d) in group.iter().zip(self.predict_preprocessed(&batch)?.0) {
+                    out[i] = Some(d);
+                }
+            }
+        }
+        Ok(out.into_iter().map(|d| d.expect("every image is in one shape group")).collect())
+    }
+
+    /// The pipeline on preprocessed images that share one padded shape, as one batch; with the batch's stage
+    /// times.
+    pub fn predict_preprocessed(&self, batch: &[&Preprocessed]) -> Result<(Vec<Detections>, StageTimings)> {
         let mut t = StageTimings::default();
         let mut clock = Instant::now();
         let mut lap = |slot: &mut Duration| {
             *slot = clock.elapsed();
             clock = Instant::now();
         };
-        let pre = self.preprocess(img);
-        let input = self.precision.cast(pre.to_tensor(&self.device));
+        let metas: Vec<&ImageMeta> = batch.iter().map(|p| &p.meta).collect();
+        let input = self.precision.cast(stack(batch, &self.device)?);
         lap(&mut t.preprocess);
         let (_, pyramid) = self.features(input);
         self.device.sync().map_err(|e| Error::backend("backbone", e))?;
         lap(&mut t.backbone_fpn);
-        let props = self.proposals(&pyramid, &pre.meta)?;
+        let props = self.proposals_batch(&pyramid, &metas)?;
         lap(&mut t.rpn);
-        let features = self.roi_features(&pyramid);
-        let dets = self.detect_boxes(&features, &props.boxes, &pre.meta)?;
+        let features: Vec<RoiFeatures> = (0..batch.len()).map(|i| self.roi_features_of(&pyramid, i, batch.len())).collect();
+        let rois: Vec<&[BBox]> = props.iter().map(|p| p.boxes.as_slice()).collect();
+        let dets = self.detect_boxes_batch(&features, &rois, &metas)?;
         lap(&mut t.box_head);
-        let out = self.finish(&features, dets, &pre.meta)?;
+        let out = self.finish_batch(&features, dets, &metas)?;
         lap(&mut t.mask_head);
         Ok((out, t))
+    }
+}
+
+/// The network inputs of a batch as one `[N, 3, H, W]` tensor; every input must have the same padded shape.
+fn stack(batch: &[&Preprocessed], device: &Device) -> Result<Tensor<4>> {
+    let (h, w) = batch.first().map(|p| p.meta.pad_shape).ok_or_else(|| Error::backend("preprocess", "an empty batch"))?;
+    if let Some(p) = batch.iter().find(|p| p.meta.pad_shape != (h, w)) {
+        return Err(Error::backend("preprocess", format!("a batch mixes padded shapes {:?} and {:?}", (h, w), p.meta.pad_shape)));
+    }
+    if let [one] = batch {
+        return Ok(one.to_tensor(device));
+    }
+    let values: Vec<f32> = batch.iter().flat_map(|p| p.input.iter().copied()).collect();
+    Ok(Tensor::from_data(TensorData::new(values, [batch.len(), 3, h, w]), device))
+}
+
+/// The RoIs of every image (`rois[image]`) in chunks of at most `per_chunk`, in order: each chunk lists
+/// `(image, range of its RoIs)`; images share a chunk when they fit.
+fn roi_chunks(rois: &[&[BBox]], per_chunk: usize) -> Vec<Vec<(usize, std::ops::Range<usize>)>> {
+    let (mut chunks, mut current, mut room) = (Vec::new(), Vec::new(), per_chunk);
+    for (image, r) in rois.iter().enumerate() {
+        let mut start = 0;
+        while start < r.len() {
+            let take = room.min(r.len() - start);
+            current.push((image, start..start + take));
+            (start, room) = (start + take, room - take);
+            if room == 0 {
+                chunks.push(std::mem::take(&mut current));
+                room = per_chunk;
+            }
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+/// Tensors joined along dim 0 (one part is returned as it is).
+fn cat<const D: usize>(mut parts: Vec<Tensor<D>>) -> Tensor<D> {
+    if parts.len() == 1 { parts.remove(0) } else { Tensor::cat(parts, 0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roi_chunks_split_and_share_images_in_order() {
+        let b = [0.0f32; 4];
+        let (a, none, c) = (vec![b; 5], vec![], vec![b; 2]);
+        let chunks = roi_chunks(&[&a, &none, &c], 3);
+        assert_eq!(chunks, vec![vec![(0, 0..3)], vec![(0, 3..5), (2, 0..1)], vec![(2, 1..2)]]);
+        assert_eq!(roi_chunks(&[&a], usize::MAX), vec![vec![(0, 0..5)]]);
+        assert!(roi_chunks(&[&none], 4).is_empty());
     }
 }

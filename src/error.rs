@@ -14,6 +14,9 @@ pub enum Error {
     /// The weights file.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// The dataset's inputs or annotations.
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
     /// A GPU device was asked for where wgpu finds no Vulkan, Metal or DX12 adapter.
     #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device flex)")]
     NoGpu {
@@ -143,6 +146,34 @@ pub enum ImageError {
         height: usize,
         /// Width in pixels.
         width: usize,
+    },
+}
+
+/// Inputs of a dataset run that cannot be used (checked before any work starts).
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// An input path that is neither a file nor a folder.
+    #[error("input {path} is neither a file nor a folder")]
+    NoSuchInput {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A folder or annotations file that cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An annotations file that is not a usable COCO instances file.
+    #[error("annotations {path}: {message}")]
+    Annotations {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
     },
 }
 

@@ -11,7 +11,7 @@
 //! use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 //! let config = ModelConfig::named("r50-2x")?;
 //! let detector = Detector::from_safetensors(config, "weights/r50-2x.safetensors", burn::tensor::Device::flex())?;
-//! let detections = detector.predict(&BgrImage::open("demo.jpg")?)?;
+//! let detections = detector.predict(&BgrImage::open("demo/coffee.jpg")?)?;
 //! for d in &detections.items {
 //!     println!("{} {:.3} {:?} {} px", d.class_name, d.score, d.bbox, d.mask.area());
 //! }
@@ -22,6 +22,7 @@
 
 pub mod backbone;
 pub mod config;
+pub mod dataset;
 pub mod detector;
 pub mod device;
 pub mod error;

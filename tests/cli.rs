@@ -175,3 +175,87 @@ fn without_weights_the_official_checkpoint_is_downloaded_converted_once_and_reus
         std::fs::remove_file(big).unwrap();
     }
 }
+
+/// A folder of 9 files (8 images: PNG and JPEG copies of the fixture photos, and one corrupt file) with a COCO
+/// instances file: results JSON, the COCO summary and its JSON; the corrupt file is named on stderr and skipped
+/// (exit status 3). Then a run killed part-way and resumed holds every image exactly once, with the same results.
+#[test]
+fn a_coco_folder_runs_evaluates_skips_a_bad_file_and_resumes() {
+    let dir = scratch("dataset");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hopper, coffee) = (fixtures().join("images/hopper_640x480.png"), fixtures().join("images/coffee_600x400.png"));
+    let coffee_jpeg = fixtures().join("images/coffee_600x400_q85.jpg");
+    let mut images = Vec::new();
+    for (i, src) in [&hopper, &coffee, &coffee_jpeg, &hopper, &coffee, &coffee_jpeg, &hopper, &coffee].iter().enumerate() {
+        let ext = src.extension().unwrap().to_str().unwrap();
+        let name = format!("img{i}.{ext}");
+        std::fs::copy(src, dir.join(&name)).unwrap();
+        images.push((i as u64 + 1, name, src == &&hopper));
+    }
+    std::fs::write(dir.join("broken.jpg"), b"\xFF\xD8\xFF\xE0 not really a jpeg").unwrap();
+    // Ground truth: the coco_eval fixture's hopper (image 1) and coffee (image 2) annotations on every copy.
+    let gt: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join("coco_eval/instances.json")).unwrap()).unwrap();
+    let (mut anns, mut entries) = (Vec::new(), Vec::new());
+    for (id, name, is_hopper) in &images {
+        let (w, h, src_id) = if *is_hopper { (640, 480, 1) } else { (600, 400, 2) };
+        entries.push(serde_json::json!({"id": id, "file_name": name, "width": w, "height": h}));
+        for a in gt["annotations"].as_array().unwrap().iter().filter(|a| a["image_id"] == src_id) {
+            let mut a = a.clone();
+            a["image_id"] = serde_json::json!(id);
+            a["id"] = serde_json::json!(anns.len() + 1);
+            anns.push(a);
+        }
+    }
+    entries.push(serde_json::json!({"id": 99, "file_name": "broken.jpg", "width": 10, "height": 10}));
+    let instances = scratch("instances.json");
+    let doc = serde_json::json!({"images": entries, "annotations": anns, "categories": gt["categories"]});
+    std::fs::write(&instances, doc.to_string()).unwrap();
+
+    let (cfg, weights) = (config_320(), synth_weights_file());
+    let (json, eval_json) = (scratch("dataset.json"), scratch("eval.json"));
+    let base = ["--model", s(&cfg), "--weights", s(weights), "--device", "flex", "--annotations", s(&instances), "--images", s(&dir)];
+    let mut args = base.to_vec();
+    args.extend(["--batch", "2", "--json", s(&json), "--eval-json", s(&eval_json)]);
+    let out = run(&args);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(3), "some images failed: {stderr}");
+    assert!(stderr.contains("broken.jpg") && !stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("9 images in") && stdout.contains("1 failed"), "{stdout}");
+    assert!(stdout.contains("COCO bbox:") && stdout.contains("Average Precision"), "{stdout}");
+    let eval: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&eval_json).unwrap()).unwrap();
+    assert_eq!(eval["bbox"].as_object().unwrap().len(), 12);
+    assert!(eval["segm"]["AP"].as_f64().unwrap() >= 0.0);
+    let full: Vec<CocoResult> = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let per_image = |rs: &[CocoResult]| {
+        let mut m = std::collections::BTreeMap::<u64, usize>::new();
+        rs.iter().for_each(|r| *m.entry(r.image_id).or_default() += 1);
+        m
+    };
+    assert_eq!(per_image(&full).keys().copied().collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+
+    // Killed once three images are done, then resumed: the same results, each image exactly once.
+    let resumed = scratch("resumed.json");
+    let done = std::path::PathBuf::from(format!("{}.done", resumed.display()));
+    let mut args = base.to_vec();
+    args.extend(["--json", s(&resumed)]);
+    let mut child = Command::new(infer_bin()).args(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let start = std::time::Instant::now();
+    while std::fs::read_to_string(&done).map(|t| t.lines().count()).unwrap_or(0) < 3 && start.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&done).unwrap().lines().count();
+    assert!(before >= 3 && before < 8, "killed after {before} images");
+    let mut args = base.to_vec();
+    args.extend(["--json", s(&resumed), "--resume"]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("resuming: {before} of 9 images already done")));
+    let ids: Vec<u64> = std::fs::read_to_string(&done).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    let unique: std::collections::BTreeSet<u64> = ids.iter().copied().collect();
+    assert_eq!((ids.len(), unique.len()), (8, 8), "every image done exactly once: {ids:?}");
+    let again: Vec<CocoResult> = serde_json::from_str(&std::fs::read_to_string(&resumed).unwrap()).unwrap();
+    assert_eq!(per_image(&again), per_image(&full), "the resumed run holds each image's results once");
+    std::fs::remove_dir_all(&dir).ok();
+}

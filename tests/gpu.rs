@@ -261,3 +261,23 @@ fn group_norm_kernel_matches_flex_reference() {
         assert!(rel <= 2e-3);
     }
 }
+
+/// `predict_batch` on the GPU path: each image's detections in a batch of 3 (two padded shapes: the two hoppers
+/// run as one batch) equal its own `predict`'s. A small case for a software adapter: 192x144 scale (192x160 and
+/// 192x128 inputs), 50 proposals, 20 detections per image.
+#[test]
+fn batch_equals_single_images_on_wgpu() {
+    let Some(device) = wgpu_device() else { return };
+    let mut det = case_detector("r50_hopper_320", device);
+    let test = det.test_config_mut();
+    (test.scale, test.rpn.max_per_img, test.rcnn.max_per_img) = ([192, 144], 50, 20);
+    let open = |name: &str| mask_rcnn_burn::BgrImage::open(fixtures().join("images").join(name)).unwrap();
+    let images = [open("hopper_640x480.png"), open("coffee_600x400_q85.jpg"), open("hopper_640x480.png")];
+    let batched = det.predict_batch(&images).unwrap();
+    for (i, (img, got)) in images.iter().zip(&batched).enumerate() {
+        let alone = det.predict(img).unwrap();
+        assert!(!alone.is_empty());
+        assert_eq!(got, &alone, "image {i} of the batch differs from its own predict");
+    }
+    println!("wgpu: a batch of 3 equals 3 single predicts ({} detections)", batched.iter().map(|d| d.len()).sum::<usize>());
+}

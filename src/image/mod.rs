@@ -63,11 +63,16 @@ impl BgrImage {
         Self::from_bgr(width, height, data)
     }
 
-    /// Reads and decodes an image file.
+    /// Reads and decodes an image file with the default [`ImageLimits`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, ImageError> {
+        Self::open_with_limits(path, &ImageLimits::default())
+    }
+
+    /// Reads and decodes an image file, refusing a header larger than `limits` before allocating its pixels.
+    pub fn open_with_limits(path: impl AsRef<Path>, limits: &ImageLimits) -> Result<Self, ImageError> {
         let path = path.as_ref();
         let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
-        Self::decode(&bytes, &path.display().to_string())
+        Self::decode_with_limits(&bytes, &path.display().to_string(), limits)
     }
 
     /// Decodes an encoded image (PNG, JPEG) with the default [`ImageLimits`]. `origin` names it in errors.

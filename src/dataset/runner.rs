@@ -1,0 +1,169 @@
+//! A dataset run: decoder threads read and preprocess the next images while the model runs, batches of
+//! same-shape images go through the network, and a writer thread hands results on in input order.
+//!
+//! Memory is bounded independently of the dataset's size: the decoders block once `queue` decoded images wait
+//! (back-pressure), the model holds at most `queue + decoders` of them, and the writer's queue holds `queue`
+//! results. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant};
+
+use super::source::ImageEntry;
+use crate::detector::Detector;
+use crate::error::{Error, Result};
+use crate::image::{BgrImage, ImageLimits};
+use crate::output::Detections;
+use crate::preprocess::{Preprocessed, preprocess};
+
+/// How a run batches and overlaps its work.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// Images of the same padded shape run through the network together, up to this many (1: one by one).
+    pub batch: usize,
+    /// Decoded images (and results) waiting at most; bounds memory.
+    pub queue: usize,
+    /// Threads decoding and preprocessing.
+    pub decoders: usize,
+    /// Hand each outcome its decoded image too (to draw it), at the cost of keeping it until written.
+    pub keep_images: bool,
+    /// Limits checked on every image's header.
+    pub limits: ImageLimits,
+}
+
+impl Default for RunnerConfig {
+    /// One image at a time, 8 queued, one decoder thread, images not kept.
+    fn default() -> Self {
+        Self { batch: 1, queue: 8, decoders: 1, keep_images: false, limits: ImageLimits::default() }
+    }
+}
+
+/// One image's result, handed on in input order.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Position in the run's input.
+    pub index: usize,
+    /// The image it is about.
+    pub entry: ImageEntry,
+    /// Its detections, or why there are none (a bad file, a device failure).
+    pub result: Result<Detections>,
+    /// The decoded image, with [`RunnerConfig::keep_images`].
+    pub image: Option<BgrImage>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RunSummary {
+    /// Images with detections (possibly none found).
+    pub done: usize,
+    /// Images that failed.
+    pub failed: usize,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+}
+
+type Decoded = Result<(Preprocessed, Option<BgrImage>)>;
+
+/// Runs `detector` on `entries`, calling `on_result` (on a writer thread) once per entry, in order.
+pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, on_result: impl FnMut(Outcome) + Send) -> RunSummary {
+    let start = Instant::now();
+    let (data, scale) = (&detector.config().model.data, detector.config().test.scale);
+    let queue = config.queue.max(1);
+    let next = AtomicUsize::new(0);
+    let mut summary = RunSummary::default();
+    std::thread::scope(|s| {
+        let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
+        for _ in 0..config.decoders.max(1) {
+            let tx = decoded_tx.clone();
+            let next = &next;
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(entry) = entries.get(i) else { break };
+                    let decoded = BgrImage::open_with_limits(&entry.path, &config.limits)
+                        .map(|img| (preprocess(&img, data, scale), config.keep_images.then_some(img)))
+                        .map_err(Error::from);
+                    if tx.send((i, decoded)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(decoded_tx);
+        let (out_tx, out_rx) = sync_channel::<Outcome>(queue);
+        let mut on_result = on_result;
+        s.spawn(move || out_rx.into_iter().for_each(&mut on_result));
+        let mut inbox = Inbox { rx: decoded_rx, pending: BTreeMap::new(), total: entries.len() };
+        let mut index = 0;
+        while index < entries.len() {
+            let batch = inbox.batch_from(index, config.batch.max(1));
+            let outcomes = match batch {
+                Err(e) => vec![(Err(e), None)],
+                Ok(items) => {
+                    let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
+                    match detector.predict_preprocessed(&inputs) {
+                        Ok((dets, _)) => dets.into_iter().map(Ok).zip(items.into_iter().map(|(_, img)| img)).collect(),
+                        Err(e) => {
+                            let message = e.to_string();
+                            items.into_iter().map(|(_, img)| (Err(Error::backend("batch", message.clone())), img)).collect()
+                        }
+                    }
+                }
+            };
+            for (result, image) in outcomes {
+                match &result {
+                    Ok(_) => summary.done += 1,
+                    Err(_) => summary.failed += 1,
+                }
+                let outcome = Outcome { index, entry: entries[index].clone(), result, image };
+                if out_tx.send(outcome).is_err() {
+                    return;
+                }
+                index += 1;
+            }
+        }
+    });
+    summary.elapsed = start.elapsed();
+    summary
+}
+
+/// Decoded images as they arrive (decoders finish out of order), taken in input order.
+struct Inbox {
+    rx: Receiver<(usize, Decoded)>,
+    pending: BTreeMap<usize, Decoded>,
+    total: usize,
+}
+
+impl Inbox {
+    /// Waits for image `i`; `None` if the decoders stopped without it (they never do before the end).
+    fn take(&mut self, i: usize) -> Option<Decoded> {
+        while !self.pending.contains_key(&i) {
+            let (j, decoded) = self.rx.recv().ok()?;
+            self.pending.insert(j, decoded);
+        }
+        self.pending.remove(&i)
+    }
+
+    /// Image `first` and the next images after it of the same padded shape, up to `max`; a failed decode is
+    /// an error batch of its own.
+    fn batch_from(&mut self, first: usize, max: usize) -> Result<Vec<(Preprocessed, Option<BgrImage>)>> {
+        let head = self.take(first).unwrap_or_else(|| Err(Error::backend("decode", "the decoder threads stopped")))?;
+        let shape = head.0.meta.pad_shape;
+        let mut batch = vec![head];
+        while batch.len() < max && first + batch.len() < self.total {
+            let i = first + batch.len();
+            // Waiting is cheap (decoding is far faster than the model); a different shape or a failure ends the
+            // batch and stays in the inbox for the next one.
+            match self.take(i) {
+                Some(Ok(item)) if item.0.meta.pad_shape == shape => batch.push(item),
+                Some(other) => {
+                    self.pending.insert(i, other);
+                    break;
+                }
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+}

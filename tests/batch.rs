@@ -1,0 +1,47 @@
+//! `predict_batch` against `predict`: each image's detections in a batch are the ones it gets alone (same boxes,
+//! scores, labels, masks, bit for bit), with images of two padded shapes mixed in one call.
+
+mod common;
+
+use burn::tensor::Device;
+use common::*;
+use mask_rcnn_burn::{BgrImage, Detector};
+
+/// The fixture photos and copies of the same shapes (mirrored, so their detections differ): 640x480 and 600x400
+/// images, which pad to two different input shapes.
+fn images() -> Vec<BgrImage> {
+    let open = |name: &str| BgrImage::open(fixtures().join("images").join(name)).unwrap();
+    let mirrored = |img: &BgrImage| {
+        let mut data = img.data.clone();
+        for row in data.chunks_exact_mut(img.width * 3) {
+            let pixels: Vec<[u8; 3]> = row.chunks_exact(3).rev().map(|p| [p[0], p[1], p[2]]).collect();
+            row.copy_from_slice(pixels.concat().as_slice());
+        }
+        BgrImage::from_bgr(img.width, img.height, data).unwrap()
+    };
+    let (hopper, coffee, coffee_jpeg) = (open("hopper_640x480.png"), open("coffee_600x400.png"), open("coffee_600x400_q85.jpg"));
+    vec![hopper.clone(), coffee.clone(), mirrored(&hopper), coffee_jpeg.clone(), mirrored(&coffee), hopper, mirrored(&coffee_jpeg), coffee]
+}
+
+/// Runs `images` in batches of 4 and alone, and asserts equality; returns how many detections were compared.
+fn assert_batch_equals_single(det: &Detector, images: &[BgrImage]) -> usize {
+    let mut compared = 0;
+    for chunk in images.chunks(4) {
+        let batched = det.predict_batch(chunk).unwrap();
+        assert_eq!(batched.len(), chunk.len());
+        for (i, (img, got)) in chunk.iter().zip(&batched).enumerate() {
+            let alone = det.predict(img).unwrap();
+            assert!(!alone.is_empty());
+            assert_eq!(got, &alone, "image {i} of the batch differs from its own predict");
+            compared += alone.len();
+        }
+    }
+    compared
+}
+
+#[test]
+fn batches_equal_single_images_on_flex() {
+    let det = case_detector("r50_hopper_320", Device::flex());
+    let n = assert_batch_equals_single(&det, &images());
+    println!("flex: 8 images in batches of 4, {n} detections identical to predict's");
+}
