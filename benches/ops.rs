@@ -10,7 +10,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mask_rcnn_burn::ops::{conv2d, group_norm, group_norm_relu};
+use mask_rcnn_burn::ops::{conv2d, group_norm_relu};
 
 /// Times `op` on a fresh, uniquely owned copy of `x` (made outside the timing), as in the pipeline, where each
 /// stage consumes the previous stage's output: the host kernels then take the buffer without copying it.

@@ -37,15 +37,15 @@ fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
         let input = pre.to_tensor(&device);
         group.bench_function("backbone", |b| {
             b.iter(|| {
-                let c = det.model.backbone.forward(input.clone());
+                let c = det.model().backbone.forward(input.clone());
                 device.sync().unwrap();
                 c
             })
         });
-        let c5 = det.model.backbone.forward(input.clone());
+        let c5 = det.model().backbone.forward(input.clone());
         group.bench_function("fpn", |b| {
             b.iter(|| {
-                let p = det.model.neck.forward(c5.clone());
+                let p = det.model().neck.forward(c5.clone());
                 device.sync().unwrap();
                 p
             })
