@@ -27,6 +27,7 @@ use mask_rcnn_burn::fs::write_atomic;
 use mask_rcnn_burn::precision::Precision;
 use mask_rcnn_burn::render::{annotate, save_png};
 use mask_rcnn_burn::weights::resolve_weights;
+use mask_rcnn_burn::image::ImageLimits;
 use mask_rcnn_burn::{BgrImage, Detections, Detector, ModelConfig, StageTimings};
 
 #[derive(Parser)]
@@ -77,6 +78,9 @@ struct Args {
     /// COCO image id of a single image (folders and datasets: see `dataset::image_files`).
     #[arg(long)]
     image_id: Option<u64>,
+    /// Refuse images larger than this many megapixels (checked on the header, before decoding).
+    #[arg(long, default_value_t = 200.0)]
+    max_megapixels: f64,
     /// Print the time of each stage (one image).
     #[arg(long)]
     timings: bool,
@@ -136,7 +140,7 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
         entries[0].id = id;
     }
     // Read a single image before the (slow) model load, so a bad image fails fast.
-    let image = if single { Some(BgrImage::open(&entries[0].path)?) } else { None };
+    let image = if single { Some(BgrImage::open_with_limits(&entries[0].path, &limits(&args)?)?) } else { None };
     let weights = resolve_weights(&config, args.weights.as_deref(), true)?;
     let device = select_device(args.device)?;
     let start = Instant::now();
@@ -191,6 +195,14 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
     Ok(failed)
 }
 
+/// The image size cap of `--max-megapixels`.
+fn limits(args: &Args) -> Result<ImageLimits, AnyError> {
+    if !(args.max_megapixels > 0.0 && args.max_megapixels <= 1e6) {
+        return Err(format!("--max-megapixels {} is not in (0, 1000000]", args.max_megapixels).into());
+    }
+    Ok(ImageLimits { max_pixels: (args.max_megapixels * 1e6) as u64 })
+}
+
 /// Many images through the dataset runner: results streamed to the JSON, pictures to the output folder, a
 /// progress bar on a terminal (a summary line otherwise). Returns how many images failed.
 fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut results: Option<&mut ResultsFile>) -> Result<usize, AnyError> {
@@ -206,7 +218,7 @@ fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut res
     } else {
         ProgressBar::hidden()
     };
-    let runner = RunnerConfig { batch: args.batch as usize, keep_images: args.output.is_some(), ..RunnerConfig::default() };
+    let runner = RunnerConfig { batch: args.batch as usize, keep_images: args.output.is_some(), limits: limits(args)?, ..RunnerConfig::default() };
     let category_ids = detector.config().dataset.category_ids.clone();
     let mut write_error: Option<String> = None;
     let summary = run(detector, entries, &runner, |outcome: Outcome| {

@@ -26,7 +26,7 @@ use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, detect_boxes, mask_rcnn_inference};
 use crate::rpn::{Proposals, RpnLevelOutput, proposals};
 use crate::structures::BBox;
-use crate::weights::{StateDict, load_state_dict};
+use crate::weights::{StateDict, expected_keys, load_state_dict};
 
 /// Wall time of each stage of one `predict` (the device is synchronised at each read-back).
 #[derive(Debug, Clone, Default)]
@@ -66,9 +66,13 @@ impl Detector {
         Ok(Self { model, config, device, precision: Precision::F32 })
     }
 
-    /// Loads a safetensors checkpoint with mmdetection's key names.
+    /// Loads a safetensors checkpoint with mmdetection's key names. The file's size, keys and shapes are checked
+    /// against the model before its tensors are decoded.
     pub fn from_safetensors(config: ModelConfig, path: impl AsRef<Path>, device: Device) -> Result<Self> {
-        Self::new(config, StateDict::from_safetensors_file(path)?, device)
+        let model = MaskRcnn::new(&config, &device);
+        let weights = StateDict::from_safetensors_file_for(path, &expected_keys(&model))?;
+        let model = load_state_dict(model, weights)?;
+        Ok(Self { model, config, device, precision: Precision::F32 })
     }
 
     /// The same detector with its weights (and from then on its activations) in `precision`.

@@ -82,7 +82,9 @@ fn adapter_types() -> Vec<wgpu::DeviceType> {
 }
 
 fn enumerate() -> Vec<wgpu::Adapter> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    // Only the APIs counted: an instance with OpenGL probes EGL and Wayland, whose "XDG_RUNTIME_DIR is invalid
+    // or not set" lines leaked into every `--device auto` run on a machine without that variable.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: wgpu::Backends::PRIMARY, ..wgpu::InstanceDescriptor::new_without_display_handle() });
     block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
 }
 

@@ -243,6 +243,19 @@ pub enum WeightsError {
         /// What the file holds.
         found: Vec<usize>,
     },
+    /// A file larger than the model's tensors can take, or tensors declaring more bytes than the file holds:
+    /// refused before the data is read.
+    #[error("weights {origin}: {what} ({size} bytes; at most {max} fit)")]
+    TooLarge {
+        /// What was read (a path, or a name for in-memory data).
+        origin: String,
+        /// What is too large.
+        what: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The bound it broke.
+        max: u64,
+    },
     /// A tensor holding NaN or infinity.
     #[error("weights {origin}: tensor `{key}` holds non-finite values")]
     NonFinite {

@@ -1,5 +1,6 @@
 //! Reading configs: the built-in TOML files, files on disk, and `base` chains merged key by key.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
@@ -36,7 +37,10 @@ pub(super) fn load_table(source: Source, depth: usize) -> Result<(toml::Table, S
             (text.to_string(), format!("{file}.toml (built in)"), None)
         }
         Source::File(path) => {
-            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Io { path: path.clone(), source })?;
+            let io = |source| ConfigError::Io { path: path.clone(), source };
+            let mut text = String::new();
+            // One byte past the cap is enough for `parse` to refuse it; a huge file is never read whole.
+            std::fs::File::open(&path).map_err(io)?.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(io)?;
             let dir = path.parent().map(Path::to_path_buf);
             (text, path.display().to_string(), dir)
         }
@@ -45,8 +49,23 @@ pub(super) fn load_table(source: Source, depth: usize) -> Result<(toml::Table, S
     Ok((resolve_base(table, dir.as_deref(), &origin, depth)?, origin))
 }
 
+/// The largest config accepted (the published ones are ~3 KB): read and parsed only below this.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 pub(super) fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
-    text.parse::<toml::Table>().map_err(|e| ConfigError::Parse { origin: origin.to_string(), message: e.to_string() })
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError::Parse { origin: origin.to_string(), message: format!("{} bytes; a config is at most {MAX_CONFIG_BYTES}", text.len()) });
+    }
+    text.parse::<toml::Table>().map_err(|e| {
+        // toml's Display quotes the offending line under the message: one line instead, with its position.
+        let at = e.span().map(|span| {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::Parse { origin: origin.to_string(), message: format!("{}{}", e.message().trim().replace('\n', "; "), at.unwrap_or_default()) }
+    })
 }
 
 /// Replaces `base = "file.toml"` by the base's tables overridden with this file's keys.

@@ -300,8 +300,8 @@ impl ModelConfig {
         if !(roi.finest_scale > 0.0) || !ratio_ok(roi.wh_ratio_clip) {
             return invalid("model.roi.finest_scale", "must be > 0 and wh_ratio_clip in (0, 1)".to_string());
         }
-        if t.scale.contains(&0) {
-            return invalid("test.scale", format!("is {:?}; both sides must be > 0", t.scale));
+        if t.scale.contains(&0) || t.scale.iter().any(|&s| s > MAX_SCALE) {
+            return invalid("test.scale", format!("is {:?}; both sides must be in 1..={MAX_SCALE}", t.scale));
         }
         let r = &t.rpn;
         if r.nms_pre == 0 || r.max_per_img == 0 || !unit(r.nms_iou) || !(r.min_bbox_size >= 0.0) {
@@ -326,6 +326,10 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// The largest test scale side accepted: 8x mmdetection's 1333, far past any useful input, and a bound on the
+/// network input's memory (a 10000 x 10000 input is 1.2 GB as f32 before the first conv).
+const MAX_SCALE: u32 = 10_000;
 
 #[cfg(test)]
 mod tests {

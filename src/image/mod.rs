@@ -27,6 +27,14 @@ impl Default for ImageLimits {
 }
 
 impl ImageLimits {
+    /// The same bound for the `image` crate's decoders, which also count their own buffers: 8 bytes a pixel
+    /// (16-bit RGBA, the widest PNG) plus 64 MiB of working memory.
+    fn decoder_limits(&self) -> image::Limits {
+        let mut limits = image::Limits::no_limits();
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+        limits
+    }
+
     fn check(&self, origin: &str, width: u32, height: u32) -> Result<(), ImageError> {
         if width as u64 * height as u64 > self.max_pixels {
             return Err(ImageError::TooLarge { origin: origin.to_string(), width, height, max_pixels: self.max_pixels });
@@ -93,10 +101,11 @@ impl BgrImage {
             return Self::from_bgr(width, height, bgr);
         }
         let decode_err = |e: image::ImageError| ImageError::Decode { origin: origin.to_string(), message: e.to_string() };
-        let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
+        let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
+        reader.limits(limits.decoder_limits());
         let mut decoder = reader.into_decoder().map_err(decode_err)?;
         let orientation = decoder.orientation().map_err(decode_err)?;
         let (width, height) = decoder.dimensions();

@@ -122,13 +122,25 @@ fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// and every shape matches: a missing, unexpected or misshapen tensor is an error naming it.
 pub fn load_state_dict<M: Module>(module: M, mut state_dict: StateDict) -> Result<M, WeightsError> {
     let specs = expected_keys(&module);
-    let origin = state_dict.origin.clone();
-    let missing: Vec<String> =
-        specs.iter().filter(|s| !state_dict.tensors.contains_key(&s.key)).map(|s| s.key.clone()).collect();
-    let unexpected: Vec<String> = {
+    check_keys(&state_dict.origin, &specs, state_dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice())))?;
+    Ok(module.map(&mut Loader { path: PathTracker::default(), tensors: &mut state_dict }))
+}
+
+/// Checks a checkpoint's keys and shapes (`found`) against the module's (`specs`): exactly the same keys, the
+/// same shapes. Run on a file's header before its data is read, and again before loading.
+pub(crate) fn check_keys<'a>(
+    origin: &str,
+    specs: &[KeySpec],
+    found: impl IntoIterator<Item = (&'a str, &'a [usize])>,
+) -> Result<(), WeightsError> {
+    let found: std::collections::HashMap<&str, &[usize]> = found.into_iter().collect();
+    let origin = origin.to_string();
+    let missing: Vec<String> = specs.iter().filter(|s| !found.contains_key(s.key.as_str())).map(|s| s.key.clone()).collect();
+    let mut unexpected: Vec<String> = {
         let wanted: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
-        state_dict.tensors.keys().filter(|k| !wanted.contains(k.as_str())).cloned().collect()
+        found.keys().filter(|k| !wanted.contains(*k)).map(|k| k.to_string()).collect()
     };
+    unexpected.sort();
     let hint = depth_hint(&unexpected, &missing);
     if !unexpected.is_empty() {
         return Err(WeightsError::Unexpected { origin, count: unexpected.len(), keys: unexpected, hint });
@@ -136,13 +148,13 @@ pub fn load_state_dict<M: Module>(module: M, mut state_dict: StateDict) -> Resul
     if !missing.is_empty() {
         return Err(WeightsError::Missing { origin, count: missing.len(), keys: missing, hint });
     }
-    for spec in &specs {
-        let found = &state_dict.tensors[&spec.key].shape;
-        if *found != spec.shape {
-            return Err(WeightsError::Shape { origin, key: spec.key.clone(), expected: spec.shape.clone(), found: found.clone() });
+    for spec in specs {
+        let shape = found[spec.key.as_str()];
+        if shape != spec.shape.as_slice() {
+            return Err(WeightsError::Shape { origin, key: spec.key.clone(), expected: spec.shape.clone(), found: shape.to_vec() });
         }
     }
-    Ok(module.map(&mut Loader { path: PathTracker::default(), tensors: &mut state_dict }))
+    Ok(())
 }
 
 /// Names the likely cause when the only mismatch is the number of ResNet layer3 blocks (R-50 has 6, R-101 23).

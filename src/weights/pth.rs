@@ -5,20 +5,38 @@ use std::path::Path;
 
 use burn::store::pytorch_reader::{DType, PytorchReader, Tensor};
 
-use super::state_dict::{FloatFormat, StateDict};
+use super::mapping::{KeySpec, check_keys};
+use super::state_dict::{FloatFormat, StateDict, max_file_size};
 use crate::error::WeightsError;
 
 impl StateDict {
     /// Reads the `state_dict` of a `torch.save`d checkpoint (or a bare state_dict); floats become f32.
+    ///
+    /// `torch.save` stores tensors uncompressed, so tensors declaring more bytes than the file holds (a
+    /// compressed or forged archive) are refused before any is read.
     pub fn from_pth(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
-        let path = path.as_ref();
+        Self::read_pth(path.as_ref(), None)
+    }
+
+    /// [`StateDict::from_pth`] for a checkpoint holding exactly the tensors `specs` names: the file's size, then
+    /// its keys and shapes, are checked before any tensor is read.
+    pub fn from_pth_for(path: impl AsRef<Path>, specs: &[KeySpec]) -> Result<Self, WeightsError> {
+        Self::read_pth(path.as_ref(), Some(specs))
+    }
+
+    fn read_pth(path: &Path, specs: Option<&[KeySpec]>) -> Result<Self, WeightsError> {
         let origin = path.display().to_string();
         let err = |message: String| WeightsError::Checkpoint { origin: origin.clone(), message };
-        if !path.is_file() {
-            return Err(WeightsError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-            });
+        let file_size = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => m.len(),
+            Ok(_) => return Err(err("not a file".into())),
+            Err(source) => return Err(WeightsError::Io { path: path.to_path_buf(), source }),
+        };
+        if let Some(specs) = specs {
+            let max = max_file_size(specs) + (1 << 20); // + the pickle and the zip directory
+            if file_size > max {
+                return Err(WeightsError::TooLarge { origin, what: "the file is larger than the model's tensors".into(), size: file_size, max });
+            }
         }
         let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
             Ok(r) => r,
@@ -27,8 +45,18 @@ impl StateDict {
         if reader.is_empty() {
             return Err(err("it holds no tensors (not a PyTorch checkpoint?)".into()));
         }
+        let tensors = reader.into_tensors();
+        let declared: u64 = tensors.values().map(|t| t.shape().iter().map(|&d| d as u64).product::<u64>() * t.dtype().size() as u64).sum();
+        if declared > file_size {
+            return Err(WeightsError::TooLarge { origin, what: format!("its tensors declare {declared} bytes of data"), size: declared, max: file_size });
+        }
+        if let Some(specs) = specs {
+            check_keys(&origin, specs, tensors.iter().map(|(k, t)| (k.as_str(), t.shape())))?;
+        }
         let mut dict = Self { origin: origin.clone(), tensors: Default::default() };
-        for (key, t) in reader.into_tensors() {
+        let mut tensors: Vec<_> = tensors.into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        for (key, t) in tensors {
             let data = to_f32(&t).map_err(|m| err(format!("tensor `{key}`: {m}")))?;
             dict.insert_checked(key, t.shape().to_vec(), data)?;
         }

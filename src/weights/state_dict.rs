@@ -5,6 +5,7 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 
+use super::mapping::{KeySpec, check_keys};
 use crate::error::WeightsError;
 
 /// One host tensor, row-major, PyTorch layout.
@@ -54,12 +55,42 @@ impl StateDict {
         Self::from_safetensors_bytes(&bytes, &path.display().to_string())
     }
 
+    /// Reads a safetensors file holding exactly the tensors `specs` names (a model's [`super::expected_keys`]):
+    /// a file larger than those tensors can take is refused before it is read, and keys and shapes are checked
+    /// on the header before any tensor is decoded.
+    pub fn from_safetensors_file_for(path: impl AsRef<Path>, specs: &[KeySpec]) -> Result<Self, WeightsError> {
+        let path = path.as_ref();
+        let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
+        let size = std::fs::metadata(path).map_err(io)?.len();
+        let max = max_file_size(specs);
+        if size > max {
+            let origin = path.display().to_string();
+            return Err(WeightsError::TooLarge { origin, what: "the file is larger than the model's tensors".into(), size, max });
+        }
+        let bytes = std::fs::read(path).map_err(io)?;
+        Self::from_safetensors_bytes_for(&bytes, &path.display().to_string(), specs)
+    }
+
     /// Parses safetensors bytes; a truncated or corrupt buffer is a [`WeightsError::Corrupt`].
     pub fn from_safetensors_bytes(bytes: &[u8], origin: &str) -> Result<Self, WeightsError> {
+        Self::parse_safetensors(bytes, origin, None)
+    }
+
+    /// [`StateDict::from_safetensors_bytes`] checking keys and shapes against `specs` before decoding.
+    pub fn from_safetensors_bytes_for(bytes: &[u8], origin: &str, specs: &[KeySpec]) -> Result<Self, WeightsError> {
+        Self::parse_safetensors(bytes, origin, Some(specs))
+    }
+
+    fn parse_safetensors(bytes: &[u8], origin: &str, specs: Option<&[KeySpec]>) -> Result<Self, WeightsError> {
+        // `deserialize` checks every tensor's offsets and byte length against the buffer.
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
+        let views = st.tensors();
+        if let Some(specs) = specs {
+            check_keys(origin, specs, views.iter().map(|(k, v)| (k.as_str(), v.shape())))?;
+        }
         let mut dict = Self { origin: origin.to_string(), tensors: BTreeMap::new() };
-        for (key, view) in st.tensors() {
+        for (key, view) in views {
             let format = match view.dtype() {
                 Dtype::F32 => FloatFormat::F32,
                 Dtype::F64 => FloatFormat::F64,
@@ -106,4 +137,11 @@ impl StateDict {
         safetensors::serialize(views, None)
             .map_err(|e| WeightsError::Corrupt { origin: self.origin.clone(), message: e.to_string() })
     }
+}
+
+/// The largest weights file that can hold `specs`' tensors: every value as f64 (the widest float accepted), plus
+/// a generous header (key names, shapes, offsets: ~60 KB for R-101).
+pub(crate) fn max_file_size(specs: &[KeySpec]) -> u64 {
+    let values: u64 = specs.iter().map(|s| s.shape.iter().map(|&d| d as u64).product::<u64>()).sum();
+    8 + (1 << 20) + 256 * specs.len() as u64 + 8 * values
 }
