@@ -90,6 +90,8 @@ struct StageMs {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // SAFETY: first thing in main: no other thread exists yet.
+    unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
     let args = Args::parse();
     let image = BgrImage::decode(PHOTO, "coffee_600x400.png")?;
     let found = adapters();

@@ -87,6 +87,8 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main: no other thread exists yet.
+    unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),

@@ -100,6 +100,22 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     }
 }
 
+/// Silences the Vulkan probe on machines without `XDG_RUNTIME_DIR` (servers, containers, CI): Mesa's
+/// device-select layer, which every Vulkan enumeration loads, tries to connect to Wayland to find the display's
+/// GPU and prints "XDG_RUNTIME_DIR is invalid or not set" twice when it cannot. With no Wayland session there
+/// is no display to select by, so the layer is switched off (`NODEVICE_SELECT=1`) only then; wgpu and Burn still
+/// choose the adapter themselves.
+///
+/// # Safety
+/// It sets an environment variable: call it before any other thread may read or write the environment (at the
+/// top of `main`, before threads are spawned).
+pub unsafe fn quiet_vulkan_probe() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the caller guarantees no other thread touches the environment now.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
+
 /// The Burn device for a choice; an explicit GPU choice without a Vulkan/Metal/DX12 adapter is an error
 /// rather than wgpu's OpenGL fallback (see `adapter_types`).
 pub fn select_device(choice: DeviceChoice) -> Result<Device, Error> {

@@ -124,6 +124,23 @@ fn bad_input_is_a_one_line_error_and_no_output() {
     }
 }
 
+/// On a machine without XDG_RUNTIME_DIR (servers, containers, CI) `--device auto` prints nothing on stderr: the
+/// Vulkan probe used to leak "XDG_RUNTIME_DIR is invalid or not set" twice (Mesa's device-select layer).
+#[test]
+fn the_device_probe_is_quiet_without_xdg_runtime_dir() {
+    let image = fixtures().join("images/hopper_640x480.png");
+    let cfg = config_320();
+    let out = Command::new(infer_bin())
+        .args([s(&image), "--model", s(&cfg), "--weights", s(synth_weights_file()), "--device", "auto"])
+        .env("MASK_RCNN_BURN_CACHE", scratch("cache"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.trim().is_empty(), "stderr: {stderr}");
+}
+
 /// With no Vulkan driver visible (the loader pointed at a missing one), asking for a GPU is a one-line error,
 /// not wgpu's OpenGL fallback (which deadlocks on Mesa's llvmpipe).
 #[test]
