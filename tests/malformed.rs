@@ -412,3 +412,34 @@ fn hostile_files_are_typed_errors_or_valid_results_within_2_gib() {
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
     assert!(peak < 2 << 30, "peak RSS {peak} bytes");
 }
+
+/// Every crash the fuzz targets found (tests/fixtures/fuzz/TARGET-*), through the same calls as the target:
+/// each is now a typed error. Named by target so new ones only need the file.
+#[test]
+fn fuzz_crashes_stay_fixed() {
+    let dir = fixtures().join("fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let bytes = std::fs::read(&path).unwrap();
+        let error = match name.split('-').next().unwrap() {
+            "image_decode" => {
+                let limits = mask_rcnn_burn::image::ImageLimits { max_pixels: 4 << 20 };
+                mask_rcnn_burn::BgrImage::decode_with_limits(&bytes, &name, &limits).err().map(|e| e.to_string())
+            }
+            "safetensors" => mask_rcnn_burn::weights::StateDict::from_safetensors_bytes(&bytes, &name).err().map(|e| e.to_string()),
+            "pth" => {
+                let copy = scratch(&name);
+                std::fs::write(&copy, &bytes).unwrap();
+                mask_rcnn_burn::weights::StateDict::from_pth(&copy).err().map(|e| e.to_string())
+            }
+            "config_toml" => mask_rcnn_burn::ModelConfig::from_toml_str(&String::from_utf8_lossy(&bytes)).err().map(|e| e.to_string()),
+            other => panic!("{name}: unknown fuzz target `{other}`"),
+        };
+        println!("{name}: {}", error.as_deref().unwrap_or("valid"));
+        assert!(error.is_some(), "{name} decodes: every crash so far was malformed input");
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}

@@ -3,6 +3,7 @@
 //! `image` crate, whose PNG pixels are exact.
 
 mod jpeg;
+mod png;
 
 use std::io::Cursor;
 use std::path::Path;
@@ -99,6 +100,9 @@ impl BgrImage {
         if jpeg::is_jpeg(bytes) {
             let (width, height, bgr) = jpeg::decode(bytes, origin, limits)?;
             return Self::from_bgr(width, height, bgr);
+        }
+        if png::is_png(bytes) {
+            png::check_chunks(bytes, origin)?;
         }
         let decode_err = |e: image::ImageError| ImageError::Decode { origin: origin.to_string(), message: e.to_string() };
         let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
