@@ -1,16 +1,19 @@
 //! Reading device tensors back to the host: the one place that converts dtypes (f16 activations come back as
 //! f32), turns a device failure into [`Error::Backend`], and counts what crosses from a GPU to the host.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::error::{Error, Result};
 
-static READS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    // Per thread, so that a caller measuring its own predictions is not counting another thread's.
+    static COUNTS: Cell<ReadbackStats> = const { Cell::new(ReadbackStats { count: 0, bytes: 0 }) };
+}
 
-/// Read-backs from GPU devices since the process started (flex tensors are host memory and are not counted).
+/// Read-backs from GPU devices made by this thread since it started (flex tensors are host memory and are not
+/// counted).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadbackStats {
     /// Tensors read back.
@@ -20,22 +23,25 @@ pub struct ReadbackStats {
 }
 
 impl ReadbackStats {
+    const fn plus(self, bytes: usize) -> Self {
+        Self { count: self.count + 1, bytes: self.bytes + bytes as u64 }
+    }
+
     /// What was read between `earlier` and `self`.
     pub fn since(self, earlier: Self) -> Self {
         Self { count: self.count - earlier.count, bytes: self.bytes - earlier.bytes }
     }
 }
 
-/// The counters now.
+/// This thread's counters now.
 pub fn stats() -> ReadbackStats {
-    ReadbackStats { count: READS.load(Ordering::Relaxed), bytes: BYTES.load(Ordering::Relaxed) }
+    COUNTS.get()
 }
 
 /// Counts a read of `numel` values of `dtype` from `device` (flex excepted).
 fn count(device: &Device, numel: usize, dtype: burn::tensor::DType) {
     if *device != Device::flex() {
-        READS.fetch_add(1, Ordering::Relaxed);
-        BYTES.fetch_add((numel * dtype.size()) as u64, Ordering::Relaxed);
+        COUNTS.set(COUNTS.get().plus(numel * dtype.size()));
     }
 }
 
