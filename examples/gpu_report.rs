@@ -43,6 +43,9 @@ struct Args {
     /// Device APIs, comma-separated (wgpu: its default API, vulkan: pinned to Vulkan).
     #[arg(long, default_value = "wgpu,vulkan", value_delimiter = ',')]
     devices: Vec<String>,
+    /// Images per `predict_batch` call for the batched throughput column (1: no batched run).
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
+    batch: u32,
     /// Proposals kept per image (the configs' 1000 by default; fewer for a quick run on a software adapter).
     #[arg(long)]
     proposals: Option<usize>,
@@ -77,6 +80,12 @@ struct Row {
     images_per_s: f64,
     readbacks_per_image: u64,
     readback_bytes_per_image: u64,
+    /// Images per `predict_batch` call (1: not measured).
+    batch: usize,
+    /// Images/s through `predict_batch` of that many copies of the image (median call).
+    batch_images_per_s: Option<f64>,
+    /// Every image of the batch gave exactly the detections of `predict` alone.
+    batch_identical: Option<bool>,
 }
 
 #[derive(Serialize, Default, Clone, Copy)]
@@ -129,7 +138,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             for &precision in &args.precisions {
                 let det = Detector::new(config.clone(), weights.clone(), device.clone())?.with_precision(precision);
-                let row = measure(&det, &image, &reference, args.iters)?;
+                let row = measure(&det, &image, &reference, args.iters, args.batch as usize)?;
                 rows.push(Row { device: device_name.clone(), model: model.clone(), precision: format!("{precision:?}").to_lowercase(), ..row });
                 eprintln!("done: {device_name} {model} {precision:?}");
             }
@@ -145,7 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Parity against `reference`, then warm timings and read-backs of `det` on `image`.
-fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usize) -> Result<Row, Box<dyn std::error::Error>> {
+fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usize, batch: usize) -> Result<Row, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let before = readback::stats();
     let ours = det.predict(image)?;
@@ -180,6 +189,19 @@ fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usiz
         mask_head: median(&|t| t.mask_head),
         total: median(&|t| t.total()),
     };
+    let (mut batch_images_per_s, mut batch_identical) = (None, None);
+    if batch > 1 {
+        let images = vec![image.clone(); batch];
+        batch_identical = Some(det.predict_batch(&images)?.iter().all(|d| *d == ours)); // also the warm-up
+        let mut secs: Vec<f64> = (0..iters.max(1))
+            .map(|_| {
+                let start = Instant::now();
+                det.predict_batch(&images).map(|_| start.elapsed().as_secs_f64())
+            })
+            .collect::<Result<_, _>>()?;
+        secs.sort_by(f64::total_cmp);
+        batch_images_per_s = Some(batch as f64 / secs[secs.len() / 2]);
+    }
     Ok(Row {
         device: String::new(),
         model: String::new(),
@@ -194,18 +216,21 @@ fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usiz
         images_per_s: 1e3 / median_ms.total,
         readbacks_per_image: reads.count,
         readback_bytes_per_image: reads.bytes,
+        batch,
+        batch_images_per_s,
+        batch_identical,
     })
 }
 
 fn print_table(report: &Report) {
     let [h, w] = report.input;
     println!("\ninput {w}x{h} (padded), {} proposals, median of {} warm runs, ms\n", report.proposals, report.iters);
-    println!("| device | model | precision | matched (strict / f16 bar) | mask I/U | first run | preprocess | backbone+FPN | RPN | box head | mask head | total | images/s | read-backs (bytes) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| device | model | precision | matched (strict / f16 bar) | mask I/U | first run | preprocess | backbone+FPN | RPN | box head | mask head | total | images/s | batched images/s | read-backs (bytes) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &report.rows {
         let m = &r.median_ms;
         println!(
-            "| {} | {} | {} | {} / {} of {} | {:.4} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} ({:.1} KB) |",
+            "| {} | {} | {} | {} / {} of {} | {:.4} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} KB) |",
             r.device,
             r.model,
             r.precision,
@@ -221,6 +246,10 @@ fn print_table(report: &Report) {
             m.mask_head,
             m.total,
             r.images_per_s,
+            match (r.batch_images_per_s, r.batch_identical) {
+                (Some(ips), Some(same)) => format!("{ips:.2} (batch {}{})", r.batch, if same { "" } else { ", NOT identical" }),
+                _ => "-".to_string(),
+            },
             r.readbacks_per_image,
             r.readback_bytes_per_image as f64 / 1024.0
         );
