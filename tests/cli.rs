@@ -8,18 +8,8 @@ use std::process::{Command, Output};
 use common::*;
 use mask_rcnn_burn::eval::{CocoResult, DetRef, decode_dense, mask_overlap, match_detections};
 
-/// target/release/examples/infer, built by `cargo test` beside this test binary.
-fn infer_bin() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let bin = deps.parent().unwrap().join("examples").join(format!("infer{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is not built (cargo test builds examples)", bin.display());
-    bin
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_file("cli", name)
 }
 
 fn run(args: &[&str]) -> Output {

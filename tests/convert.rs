@@ -6,14 +6,13 @@ mod common;
 use std::path::PathBuf;
 
 use common::pth::write_pth;
+use common::scratch_file;
 use mask_rcnn_burn::error::WeightsError;
 use mask_rcnn_burn::ModelConfig;
 use mask_rcnn_burn::weights::{HostTensor, StateDict, convert_pth, resolve_weights_in};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-convert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_file("convert", name)
 }
 
 fn sample() -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {

@@ -15,17 +15,8 @@ use common::*;
 /// The address-space limit each run gets, in KiB (2 GiB).
 const LIMIT_KIB: u64 = 2 << 20;
 
-fn infer_bin() -> PathBuf {
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let bin = deps.parent().unwrap().join("examples").join(format!("infer{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is not built (cargo test builds examples)", bin.display());
-    bin
-}
-
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-malformed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_file("malformed", name)
 }
 
 fn file(name: &str, bytes: &[u8]) -> PathBuf {

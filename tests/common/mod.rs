@@ -15,6 +15,21 @@ use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
+/// `name` in this test process's scratch folder for `test` (`$TMP/mask-rcnn-burn-<test>-<pid>/`), created.
+pub fn scratch_file(test: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-{test}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// target/release/examples/infer, built by `cargo test` beside the test binary.
+pub fn infer_bin() -> PathBuf {
+    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
+    let bin = deps.parent().unwrap().join("examples").join(format!("infer{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is not built (cargo test builds examples)", bin.display());
+    bin
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
