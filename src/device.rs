@@ -103,14 +103,15 @@ fn block_on<F: std::future::Future>(fut: F) -> F::Output {
 /// Silences the Vulkan probe on machines without `XDG_RUNTIME_DIR` (servers, containers, CI): Mesa's
 /// device-select layer, which every Vulkan enumeration loads, tries to connect to Wayland to find the display's
 /// GPU and prints "XDG_RUNTIME_DIR is invalid or not set" twice when it cannot. With no Wayland session there
-/// is no display to select by, so the layer is switched off (`NODEVICE_SELECT=1`) only then; wgpu and Burn still
-/// choose the adapter themselves.
+/// is no display to select by, so the layer is switched off (`NODEVICE_SELECT=1`) only then, and not when the
+/// user steers it (`MESA_VK_DEVICE_SELECT`, `DRI_PRIME`); wgpu and Burn still choose the adapter themselves.
 ///
 /// # Safety
 /// It sets an environment variable: call it before any other thread may read or write the environment (at the
 /// top of `main`, before threads are spawned).
 pub unsafe fn quiet_vulkan_probe() {
-    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) && std::env::var_os("NODEVICE_SELECT").is_none() {
+    let user_selects = ["NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT", "DRI_PRIME"].iter().any(|v| std::env::var_os(v).is_some());
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|v| v.is_empty()) && !user_selects {
         // SAFETY: the caller guarantees no other thread touches the environment now.
         unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }

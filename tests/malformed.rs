@@ -286,7 +286,7 @@ fn weights_cases(weights: &Path, config: &Path, image: &Path) -> Vec<Case> {
         ("header_not_json.safetensors", safetensors("{not json at all", &[]), Expect::Error("not a readable safetensors")),
         ("offsets_past_end.safetensors", safetensors(r#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[0,1600000]}}"#, &[0; 16]), Expect::Error("not a readable safetensors")),
         ("shape_overflow.safetensors", safetensors(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,16]}}"#, &[0; 16]), Expect::Error("not a readable safetensors")),
-        ("i64_tensor.safetensors", safetensors(r#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, &[0; 16]), Expect::Error("the model")),
+        ("unknown_i64_tensor.safetensors", safetensors(r#"{"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}"#, &[0; 16]), Expect::Error("the model")),
         ("nan_value.safetensors", with_nan(weights), Expect::Error("non-finite")),
         ("not_weights.pth", b"PK\x03\x04 this is not a zip archive at all".to_vec(), Expect::Error("cannot be converted")),
         ("cut_zip.pth", pth_zip(&pickle_tensor(&[2, 2], 4), &[("data/0", vec![0; 16], false)])[..100].to_vec(), Expect::Error("cannot be converted")),
@@ -294,7 +294,7 @@ fn weights_cases(weights: &Path, config: &Path, image: &Path) -> Vec<Case> {
         ("os_system_legacy.pth", evil_pickle.clone(), Expect::Error("cannot be converted")),
         ("storage_too_small.pth", pth_zip(&pickle_tensor(&[1000, 1000], 4), &[("data/0", vec![0; 16], false)]), Expect::Error("cannot be converted")),
         ("storage_missing.pth", pth_zip(&pickle_tensor(&[2, 2], 4), &[]), Expect::Error("cannot be converted")),
-        ("deflate_bomb.pth", pth_zip(&pickle_tensor(&[8192, 8192], 8192 * 8192), &[("data/0", vec![0; 1 << 28], true)]), Expect::Error("declare")),
+        ("deflate_bomb.pth", pth_zip(&pickle_tensor(&[8192, 8192], 8192 * 8192), &[("data/0", vec![0; 1 << 28], true)]), Expect::Error("more bytes than the file holds")),
         ("pickle_garbage.pth", pth_zip(b"\x80\x02}(X\x01\x00\x00\x00a\xff\xff\xff", &[]), Expect::Error("cannot be converted")),
         ("right_zip_wrong_keys.pth", pth_zip(&pickle_tensor(&[2, 2], 4), &[("data/0", vec![0; 16], false)]), Expect::Error("the model")),
     ];
@@ -306,6 +306,10 @@ fn weights_cases(weights: &Path, config: &Path, image: &Path) -> Vec<Case> {
             Case { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect(), expect }
         })
         .collect();
+    for (name, device_file, needle) in [("/dev/zero as weights", "/dev/zero", "not a regular file"), ("a folder as weights", "/tmp", "not a regular file")] {
+        let args = [image.to_str().unwrap(), "--weights", device_file, "--model", config.to_str().unwrap(), "--device", "flex"];
+        cases.push(Case { name: name.into(), args: args.iter().map(|a| a.to_string()).collect(), expect: Expect::Error(needle) });
+    }
     let sparse = scratch("sparse_4gib.safetensors");
     cases.push(Case {
         name: "sparse_4gib.safetensors".into(),
@@ -341,7 +345,8 @@ fn config_cases(weights: &Path, image: &Path) -> Vec<Case> {
         ("score_thr_2.toml", format!("{base}[test.rcnn]\nscore_thr = 2.0\n").into_bytes(), Expect::Error("test.rcnn")),
         ("deep_array.toml", deep_array.into_bytes(), Expect::Error("config")),
         ("deep_table.toml", deep_table.into_bytes(), Expect::Error("config")),
-        ("two_mib.toml", format!("# {}\n", "x".repeat(2 << 20)).into_bytes(), Expect::Error("at most")),
+        ("two_mib.toml", format!("# {}\n", "x".repeat(2 << 20)).into_bytes(), Expect::Error("larger than")),
+        ("two_mib_utf8.toml", format!("# {}\n", "é".repeat(1 << 20)).into_bytes(), Expect::Error("larger than")),
     ];
     let model_case = |name: String, model: &str, expect| Case {
         name,
@@ -356,6 +361,7 @@ fn config_cases(weights: &Path, image: &Path) -> Vec<Case> {
         })
         .collect();
     cases.push(model_case("self_base.toml".into(), self_base.to_str().unwrap(), Expect::Error("chain is longer")));
+    cases.push(model_case("/dev/zero as config".into(), "/dev/zero", Expect::Error("unknown model config")));
     let img = image.to_str().unwrap();
     for (name, args) in [
         ("unknown flag", vec![img, "--no-such-flag"]),
@@ -404,10 +410,13 @@ fn hostile_files_are_typed_errors_or_valid_results_within_2_gib() {
     assert!(peak < 2 << 30, "peak RSS {peak} bytes");
 }
 
-/// Every crash the fuzz targets found (tests/fixtures/fuzz/TARGET-*), through the same calls as the target:
+/// Every crash the fuzz targets found (tests/fixtures/fuzz/TARGET-*), through the same calls as the targets:
 /// each is now a typed error. Named by target so new ones only need the file.
 #[test]
 fn fuzz_crashes_stay_fixed() {
+    use mask_rcnn_burn::weights::{StateDict, expected_keys};
+    let config = mask_rcnn_burn::ModelConfig::named("r50-2x").unwrap();
+    let specs = expected_keys(&mask_rcnn_burn::model::MaskRcnn::new(&config, &burn::tensor::Device::flex()));
     let dir = fixtures().join("fuzz");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -419,11 +428,15 @@ fn fuzz_crashes_stay_fixed() {
                 let limits = mask_rcnn_burn::image::ImageLimits { max_pixels: 4 << 20 };
                 mask_rcnn_burn::BgrImage::decode_with_limits(&bytes, &name, &limits).err().map(|e| e.to_string())
             }
-            "safetensors" => mask_rcnn_burn::weights::StateDict::from_safetensors_bytes(&bytes, &name).err().map(|e| e.to_string()),
+            "safetensors" => {
+                let _ = StateDict::from_safetensors_bytes_for(&bytes, &name, &specs);
+                StateDict::from_safetensors_bytes(&bytes, &name).err().map(|e| e.to_string())
+            }
             "pth" => {
                 let copy = scratch(&name);
                 std::fs::write(&copy, &bytes).unwrap();
-                mask_rcnn_burn::weights::StateDict::from_pth(&copy).err().map(|e| e.to_string())
+                let _ = StateDict::from_pth_for(&copy, &specs);
+                StateDict::from_pth(&copy).err().map(|e| e.to_string())
             }
             "config_toml" => mask_rcnn_burn::ModelConfig::from_toml_str(&String::from_utf8_lossy(&bytes)).err().map(|e| e.to_string()),
             other => panic!("{name}: unknown fuzz target `{other}`"),

@@ -38,9 +38,14 @@ pub(super) fn load_table(source: Source, depth: usize) -> Result<(toml::Table, S
         }
         Source::File(path) => {
             let io = |source| ConfigError::Io { path: path.clone(), source };
-            let mut text = String::new();
-            // One byte past the cap is enough for `parse` to refuse it; a huge file is never read whole.
-            std::fs::File::open(&path).map_err(io)?.take(MAX_CONFIG_BYTES + 1).read_to_string(&mut text).map_err(io)?;
+            let mut bytes = Vec::new();
+            // One byte past the cap is enough to refuse it; a huge file (or a device) is never read whole.
+            std::fs::File::open(&path).map_err(io)?.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(io)?;
+            if bytes.len() as u64 > MAX_CONFIG_BYTES {
+                return Err(too_large(&path.display().to_string()));
+            }
+            let text = String::from_utf8(bytes)
+                .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not UTF-8 text: {e}"))))?;
             let dir = path.parent().map(Path::to_path_buf);
             (text, path.display().to_string(), dir)
         }
@@ -52,9 +57,13 @@ pub(super) fn load_table(source: Source, depth: usize) -> Result<(toml::Table, S
 /// The largest config accepted (the published ones are ~3 KB): read and parsed only below this.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
+fn too_large(origin: &str) -> ConfigError {
+    ConfigError::Parse { origin: origin.to_string(), message: format!("larger than {MAX_CONFIG_BYTES} bytes, the most a config may be") }
+}
+
 pub(super) fn parse(text: &str, origin: &str) -> Result<toml::Table, ConfigError> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(ConfigError::Parse { origin: origin.to_string(), message: format!("{} bytes; a config is at most {MAX_CONFIG_BYTES}", text.len()) });
+        return Err(too_large(origin));
     }
     text.parse::<toml::Table>().map_err(|e| {
         // toml's Display quotes the offending line under the message: one line instead, with its position.

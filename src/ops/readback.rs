@@ -27,9 +27,9 @@ impl ReadbackStats {
         Self { count: self.count + 1, bytes: self.bytes + bytes as u64 }
     }
 
-    /// What was read between `earlier` and `self`.
+    /// What was read between `earlier` and `self` (both taken on the same thread: the counters are per thread).
     pub fn since(self, earlier: Self) -> Self {
-        Self { count: self.count - earlier.count, bytes: self.bytes - earlier.bytes }
+        Self { count: self.count.saturating_sub(earlier.count), bytes: self.bytes.saturating_sub(earlier.bytes) }
     }
 }
 

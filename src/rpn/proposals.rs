@@ -37,6 +37,9 @@ pub struct LevelCandidates {
 /// best by a stable sort (ties keep index order), or all of them in index order when there are no more.
 pub fn top_anchors(cls: &[f32], anchors_per_location: usize, nms_pre: usize) -> (Vec<usize>, Vec<f32>) {
     let a = anchors_per_location;
+    if a == 0 {
+        return (Vec::new(), Vec::new());
+    }
     let hw = cls.len() / a;
     let scores: Vec<f32> = (0..hw * a).map(|i| sigmoid(cls[(i % a) * hw + i / a])).collect();
     let mut order: Vec<usize> = (0..scores.len()).collect();

@@ -33,7 +33,7 @@ impl StateDict {
             Err(source) => return Err(WeightsError::Io { path: path.to_path_buf(), source }),
         };
         if let Some(specs) = specs {
-            let max = max_file_size(specs) + (1 << 20); // + the pickle and the zip directory
+            let max = max_pth_size(specs);
             if file_size > max {
                 return Err(WeightsError::TooLarge { origin, what: "the file is larger than the model's tensors".into(), size: file_size, max });
             }
@@ -48,7 +48,8 @@ impl StateDict {
         let tensors = reader.into_tensors();
         let declared: u64 = tensors.values().map(|t| t.shape().iter().map(|&d| d as u64).product::<u64>() * t.dtype().size() as u64).sum();
         if declared > file_size {
-            return Err(WeightsError::TooLarge { origin, what: format!("its tensors declare {declared} bytes of data"), size: declared, max: file_size });
+            let what = "its tensors would take more bytes than the file holds (torch.save stores them uncompressed)".into();
+            return Err(WeightsError::TooLarge { origin, what, size: declared, max: file_size });
         }
         if let Some(specs) = specs {
             check_keys(&origin, specs, tensors.iter().map(|(k, t)| (k.as_str(), t.shape())))?;
@@ -62,6 +63,11 @@ impl StateDict {
         }
         Ok(dict)
     }
+}
+
+/// The largest `.pth` that can hold `specs`' tensors: the safetensors bound plus the pickle and zip directory.
+pub(crate) fn max_pth_size(specs: &[KeySpec]) -> u64 {
+    max_file_size(specs) + (1 << 20)
 }
 
 fn to_f32(t: &Tensor) -> Result<Vec<f32>, String> {

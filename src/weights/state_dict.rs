@@ -51,7 +51,7 @@ impl StateDict {
     /// Reads a safetensors file; f16, bf16 and f64 tensors are cast to f32.
     pub fn from_safetensors_file(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })?;
+        let bytes = read_regular_file(path, None)?;
         Self::from_safetensors_bytes(&bytes, &path.display().to_string())
     }
 
@@ -60,14 +60,7 @@ impl StateDict {
     /// on the header before any tensor is decoded.
     pub fn from_safetensors_file_for(path: impl AsRef<Path>, specs: &[KeySpec]) -> Result<Self, WeightsError> {
         let path = path.as_ref();
-        let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        let max = max_file_size(specs);
-        if size > max {
-            let origin = path.display().to_string();
-            return Err(WeightsError::TooLarge { origin, what: "the file is larger than the model's tensors".into(), size, max });
-        }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let bytes = read_regular_file(path, Some(max_file_size(specs)))?;
         Self::from_safetensors_bytes_for(&bytes, &path.display().to_string(), specs)
     }
 
@@ -144,4 +137,27 @@ impl StateDict {
 pub(crate) fn max_file_size(specs: &[KeySpec]) -> u64 {
     let values: u64 = specs.iter().map(|s| s.shape.iter().map(|&d| d as u64).product::<u64>()).sum();
     8 + (1 << 20) + 256 * specs.len() as u64 + 8 * values
+}
+
+/// A regular file's bytes, refusing devices and pipes (`/dev/zero` would be read until memory runs out) and,
+/// with `max`, a file longer than that (checked on its size, and again while reading in case it grows).
+pub(crate) fn read_regular_file(path: &Path, max: Option<u64>) -> Result<Vec<u8>, WeightsError> {
+    use std::io::Read;
+    let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
+    let origin = || path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(WeightsError::Corrupt { origin: origin(), message: "not a regular file".into() });
+    }
+    let too_large = |size: u64, max: u64| WeightsError::TooLarge { origin: origin(), what: "the file is larger than the model's tensors".into(), size, max };
+    let limit = max.unwrap_or(u64::MAX);
+    if meta.len() > limit {
+        return Err(too_large(meta.len(), limit));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path).map_err(io)?.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64, limit));
+    }
+    Ok(bytes)
 }
