@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::model::MaskRcnn;
 use crate::neck::PyramidFeatures;
+use crate::ops::dispatch::{Impl, Op, implementation};
 use crate::ops::readback::read_f32;
 use crate::ops::{RoiAlignConfig, RoiFeatures, roi_align};
 use crate::output::Detections;
@@ -24,7 +25,7 @@ use crate::postprocess::detector_postprocess;
 use crate::precision::Precision;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, detect_boxes, mask_rcnn_inference};
-use crate::rpn::{LevelCandidates, Proposals, RpnLevelOutput, proposals_from_candidates, top_anchors};
+use crate::rpn::{LevelCandidates, Proposals, proposals, top_anchors};
 use crate::structures::BBox;
 use crate::weights::{StateDict, expected_keys, load_state_dict};
 
@@ -136,25 +137,25 @@ impl Detector {
         let (arch, test) = (&self.config.model.rpn, &self.config.test.rpn);
         let n = metas.len();
         let mut levels: Vec<Vec<LevelCandidates>> = vec![Vec::with_capacity(pyramid.len()); n];
+        let host_gather = implementation(Op::RpnDeltas, &self.device, self.precision.dtype()) == Impl::Host;
         for (cls, reg) in self.rpn_head(pyramid) {
             let [_, a, height, width] = cls.dims();
-            let on_host = cls.device() == Device::flex();
             let cls = read_f32(cls, "rpn")?;
             let cls_len = cls.len() / n;
-            if on_host {
+            let cls_of = |i: usize| &cls[i * cls_len..(i + 1) * cls_len];
+            if host_gather {
                 let reg = read_f32(reg, "rpn")?;
                 let reg_len = reg.len() / n;
                 for (i, image) in levels.iter_mut().enumerate() {
-                    let (cls, reg) = (cls[i * cls_len..(i + 1) * cls_len].to_vec(), reg[i * reg_len..(i + 1) * reg_len].to_vec());
-                    image.push(RpnLevelOutput { cls, reg, height, width }.candidates(a, test.nms_pre));
+                    let reg = &reg[i * reg_len..(i + 1) * reg_len];
+                    image.push(LevelCandidates::gather(cls_of(i), reg, a, height, width, test.nms_pre));
                 }
                 continue;
             }
-            let picked: Vec<(Vec<usize>, Vec<f32>)> =
-                (0..n).map(|i| top_anchors(&cls[i * cls_len..(i + 1) * cls_len], a, test.nms_pre)).collect();
+            let picked: Vec<(Vec<usize>, Vec<f32>)> = (0..n).map(|i| top_anchors(cls_of(i), a, test.nms_pre)).collect();
             let k = picked[0].0.len(); // the same for every image: same level size, same nms_pre
             let flat: Vec<i32> = picked.iter().flat_map(|(index, _)| index.iter().map(|&i| i as i32)).collect();
-            let index = Tensor::<2, Int>::from_data(TensorData::new(flat, [n, k]), &reg.device()).unsqueeze_dim::<3>(2).repeat_dim(2, 4);
+            let index = Tensor::<2, Int>::from_data(TensorData::new(flat, [n, k]), &self.device).unsqueeze_dim::<3>(2).repeat_dim(2, 4);
             // [N, 4A, H, W] -> [N, H*W*A, 4]: row (y, x, a), the order the indices count in.
             let reg = reg.reshape([n, a, 4, height, width]).permute([0, 3, 4, 1, 2]).reshape([n, height * width * a, 4]);
             let deltas = read_f32(reg.gather(1, index), "rpn")?;
@@ -163,7 +164,7 @@ impl Detector {
                 image.push(LevelCandidates { index, score, delta, height, width });
             }
         }
-        Ok(levels.iter().zip(metas).map(|(l, meta)| proposals_from_candidates(l, arch, test, meta.img_shape)).collect())
+        Ok(levels.iter().zip(metas).map(|(l, meta)| proposals(l, arch, test, meta.img_shape)).collect())
     }
 
     /// P2..P5 as the RoI extractors see them (one image).

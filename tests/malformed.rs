@@ -38,6 +38,10 @@ enum Expect {
     Usage,
 }
 
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
 struct Case {
     name: String,
     args: Vec<String>,
@@ -188,14 +192,14 @@ fn image_cases(weights: &Path, config: &Path) -> Vec<Case> {
         .map(|(name, bytes, expect)| {
             let path = file(name, &bytes);
             let args = [path.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--model", config.to_str().unwrap(), "--device", "flex"];
-            Case { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect(), expect }
+            Case { name: name.to_string(), args: strings(&args), expect }
         })
         .collect();
     // The size cap is the user's: a 640x480 photo is over 0.2 megapixels.
     let photo = fixtures().join("images/hopper_640x480.png");
     cases.push(Case {
         name: "--max-megapixels 0.2".into(),
-        args: [photo.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--max-megapixels", "0.2"].iter().map(|a| a.to_string()).collect(),
+        args: strings(&[photo.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--max-megapixels", "0.2"]),
         expect: Expect::Error(too_large),
     });
     cases
@@ -303,20 +307,17 @@ fn weights_cases(weights: &Path, config: &Path, image: &Path) -> Vec<Case> {
         .map(|(name, bytes, expect)| {
             let path = file(name, &bytes);
             let args = [image.to_str().unwrap(), "--weights", path.to_str().unwrap(), "--model", config.to_str().unwrap(), "--device", "flex"];
-            Case { name: name.to_string(), args: args.iter().map(|a| a.to_string()).collect(), expect }
+            Case { name: name.to_string(), args: strings(&args), expect }
         })
         .collect();
     for (name, device_file, needle) in [("/dev/zero as weights", "/dev/zero", "not a regular file"), ("a folder as weights", "/tmp", "not a regular file")] {
         let args = [image.to_str().unwrap(), "--weights", device_file, "--model", config.to_str().unwrap(), "--device", "flex"];
-        cases.push(Case { name: name.into(), args: args.iter().map(|a| a.to_string()).collect(), expect: Expect::Error(needle) });
+        cases.push(Case { name: name.into(), args: strings(&args), expect: Expect::Error(needle) });
     }
     let sparse = scratch("sparse_4gib.safetensors");
     cases.push(Case {
         name: "sparse_4gib.safetensors".into(),
-        args: [image.to_str().unwrap(), "--weights", sparse.to_str().unwrap(), "--model", config.to_str().unwrap(), "--device", "flex"]
-            .iter()
-            .map(|a| a.to_string())
-            .collect(),
+        args: strings(&[image.to_str().unwrap(), "--weights", sparse.to_str().unwrap(), "--model", config.to_str().unwrap(), "--device", "flex"]),
         expect: Expect::Error("larger than the model's tensors"),
     });
     cases
@@ -350,7 +351,7 @@ fn config_cases(weights: &Path, image: &Path) -> Vec<Case> {
     ];
     let model_case = |name: String, model: &str, expect| Case {
         name,
-        args: [image.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--model", model, "--device", "flex"].iter().map(|a| a.to_string()).collect(),
+        args: strings(&[image.to_str().unwrap(), "--weights", weights.to_str().unwrap(), "--model", model, "--device", "flex"]),
         expect,
     };
     let mut cases: Vec<Case> = configs
@@ -369,7 +370,7 @@ fn config_cases(weights: &Path, image: &Path) -> Vec<Case> {
         ("--precision f8", vec![img, "--precision", "f8"]),
         ("--resume without --json", vec![img, "--resume"]),
     ] {
-        cases.push(Case { name: name.into(), args: args.iter().map(|a| a.to_string()).collect(), expect: Expect::Usage });
+        cases.push(Case { name: name.into(), args: strings(&args), expect: Expect::Usage });
     }
     cases
 }

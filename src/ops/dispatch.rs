@@ -8,6 +8,7 @@
 //! | GroupNorm (+ReLU) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
+//! | RPN deltas of the top-k anchors | host gather | host gather | Burn's gather | Burn's gather |
 //!
 //! Software adapters get plain kernels because lavapipe segfaults compiling Burn 0.22.1's tiled matmul and
 //! Burn's conv autotuner times every candidate there on every new shape (seconds per run); flex's host kernels
@@ -27,6 +28,8 @@ pub(crate) enum Op {
     GroupNorm,
     RoiAlign,
     MaskPaste,
+    /// Gathering the RPN deltas of the anchors chosen from the logits (on a GPU, so only they are read back).
+    RpnDeltas,
 }
 
 /// Who computes it.
@@ -44,7 +47,8 @@ pub(crate) enum Impl {
 pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
     let on_flex = *device == Device::flex();
     match op {
-        Op::RoiAlign | Op::MaskPaste if on_flex => Impl::Host,
+        Op::RoiAlign | Op::MaskPaste | Op::RpnDeltas if on_flex => Impl::Host,
+        Op::RpnDeltas => Impl::Burn,
         Op::RoiAlign | Op::MaskPaste | Op::GroupNorm if !on_flex => Impl::Cube,
         Op::GroupNorm | Op::Conv3x3 if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
@@ -73,5 +77,6 @@ mod tests {
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::RoiAlign, &flex, DType::F16), Impl::Host);
         assert_eq!(implementation(Op::MaskPaste, &flex, DType::F32), Impl::Host);
+        assert_eq!(implementation(Op::RpnDeltas, &flex, DType::F16), Impl::Host);
     }
 }

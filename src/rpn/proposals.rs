@@ -5,19 +5,6 @@ use crate::config::{RpnConfig, RpnTestConfig};
 use crate::ops::{batched_nms, sigmoid};
 use crate::structures::{BBox, DeltaCoder};
 
-/// The RPN head's raw output for one level, read back to the host.
-#[derive(Debug, Clone)]
-pub struct RpnLevelOutput {
-    /// Objectness logits `[A, H, W]`.
-    pub cls: Vec<f32>,
-    /// Deltas `[4A, H, W]`.
-    pub reg: Vec<f32>,
-    /// Height in pixels.
-    pub height: usize,
-    /// Width in pixels.
-    pub width: usize,
-}
-
 /// The anchors of one level that proposals are made from: the `nms_pre` best by objectness, with their deltas.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LevelCandidates {
@@ -51,13 +38,13 @@ pub fn top_anchors(cls: &[f32], anchors_per_location: usize, nms_pre: usize) -> 
     (order, picked)
 }
 
-impl RpnLevelOutput {
-    /// The level's [`top_anchors`] with their deltas gathered from `reg`.
-    pub fn candidates(&self, anchors_per_location: usize, nms_pre: usize) -> LevelCandidates {
-        let (a, hw) = (anchors_per_location, self.height * self.width);
-        let (index, score) = top_anchors(&self.cls, a, nms_pre);
-        let delta = index.iter().map(|&i| std::array::from_fn(|c| self.reg[((i % a) * 4 + c) * hw + i / a])).collect();
-        LevelCandidates { index, score, delta, height: self.height, width: self.width }
+impl LevelCandidates {
+    /// A level's [`top_anchors`] with their deltas gathered on the host from `reg` (`[4A, H, W]`, one image).
+    pub fn gather(cls: &[f32], reg: &[f32], anchors_per_location: usize, height: usize, width: usize, nms_pre: usize) -> Self {
+        let (a, hw) = (anchors_per_location, height * width);
+        let (index, score) = top_anchors(cls, a, nms_pre);
+        let delta = index.iter().map(|&i| std::array::from_fn(|c| reg[((i % a) * 4 + c) * hw + i / a])).collect();
+        Self { index, score, delta, height, width }
     }
 }
 
@@ -70,16 +57,9 @@ pub struct Proposals {
     pub scores: Vec<f32>,
 }
 
-/// Turns the RPN outputs of P2..P6 into at most `max_per_img` proposals. `img_shape` is `(h, w)` unpadded.
-pub fn proposals(levels: &[RpnLevelOutput], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
-    let a = cfg.anchor_ratios.len() * cfg.anchor_scales.len();
-    let candidates: Vec<LevelCandidates> = levels.iter().map(|l| l.candidates(a, test.nms_pre)).collect();
-    proposals_from_candidates(&candidates, cfg, test, img_shape)
-}
-
-/// [`proposals`] from each level's candidates (chosen on the host from every logit, wherever the deltas were
-/// gathered): decode, drop empty boxes, NMS per level, keep `max_per_img`.
-pub fn proposals_from_candidates(levels: &[LevelCandidates], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
+/// At most `max_per_img` proposals from each level's candidates of P2..P6 (chosen on the host from every logit,
+/// wherever the deltas were gathered): decode, drop empty boxes, NMS per level. `img_shape` is `(h, w)` unpadded.
+pub fn proposals(levels: &[LevelCandidates], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
     let coder = DeltaCoder::new(cfg.target_stds, cfg.wh_ratio_clip, img_shape);
     let (mut boxes, mut scores, mut level_ids) = (Vec::new(), Vec::new(), Vec::new());
     for (lvl, (level, &stride)) in levels.iter().zip(&cfg.anchor_strides).enumerate() {

@@ -6,7 +6,7 @@ use burn::tensor::Device;
 
 use super::mapping::expected_keys;
 use super::pth::max_pth_size;
-use super::state_dict::StateDict;
+use super::state_dict::{StateDict, checked_file_size};
 use crate::model::MaskRcnn;
 use crate::config::ModelConfig;
 use crate::error::WeightsError;
@@ -66,12 +66,7 @@ pub fn resolve_weights_in(cache: &Path, config: &ModelConfig, weights: Option<&P
     }
     // Refuse a file larger than the config's model can take before converting it (the model is built lazily:
     // no parameter is allocated for this).
-    let max = max_pth_size(&expected_keys(&MaskRcnn::new(config, &Device::flex())));
-    let size = std::fs::metadata(&pth).map_err(|source| WeightsError::Io { path: pth.clone(), source })?.len();
-    if size > max {
-        let what = "the checkpoint is larger than the config's model can take".into();
-        return Err(WeightsError::TooLarge { origin: pth.display().to_string(), what, size, max });
-    }
+    checked_file_size(&pth, Some(max_pth_size(&expected_keys(&MaskRcnn::new(config, &Device::flex())))))?;
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir).map_err(|source| WeightsError::Io { path: dir.to_path_buf(), source })?;
     }

@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::store::pytorch_reader::{DType, PytorchReader, Tensor};
 
 use super::mapping::{KeySpec, check_keys};
-use super::state_dict::{FloatFormat, StateDict, max_file_size};
+use super::state_dict::{FloatFormat, StateDict, checked_file_size, max_file_size};
 use crate::error::WeightsError;
 
 impl StateDict {
@@ -27,17 +27,7 @@ impl StateDict {
     fn read_pth(path: &Path, specs: Option<&[KeySpec]>) -> Result<Self, WeightsError> {
         let origin = path.display().to_string();
         let err = |message: String| WeightsError::Checkpoint { origin: origin.clone(), message };
-        let file_size = match std::fs::metadata(path) {
-            Ok(m) if m.is_file() => m.len(),
-            Ok(_) => return Err(err("not a file".into())),
-            Err(source) => return Err(WeightsError::Io { path: path.to_path_buf(), source }),
-        };
-        if let Some(specs) = specs {
-            let max = max_pth_size(specs);
-            if file_size > max {
-                return Err(WeightsError::TooLarge { origin, what: "the file is larger than the model's tensors".into(), size: file_size, max });
-            }
-        }
+        let file_size = checked_file_size(path, specs.map(max_pth_size))?;
         let reader = match PytorchReader::with_top_level_key(path, "state_dict") {
             Ok(r) => r,
             Err(_) => PytorchReader::new(path).map_err(|e| err(e.to_string()))?,

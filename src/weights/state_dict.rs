@@ -139,25 +139,34 @@ pub(crate) fn max_file_size(specs: &[KeySpec]) -> u64 {
     8 + (1 << 20) + 256 * specs.len() as u64 + 8 * values
 }
 
-/// A regular file's bytes, refusing devices and pipes (`/dev/zero` would be read until memory runs out) and,
-/// with `max`, a file longer than that (checked on its size, and again while reading in case it grows).
-pub(crate) fn read_regular_file(path: &Path, max: Option<u64>) -> Result<Vec<u8>, WeightsError> {
-    use std::io::Read;
+/// A regular file's size, refusing devices, pipes and folders (`/dev/zero` would be read until memory runs out)
+/// and, with `max`, a file larger than that (a model's bound: [`max_file_size`]).
+pub(crate) fn checked_file_size(path: &Path, max: Option<u64>) -> Result<u64, WeightsError> {
     let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
-    let origin = || path.display().to_string();
     let meta = std::fs::metadata(path).map_err(io)?;
     if !meta.is_file() {
-        return Err(WeightsError::Corrupt { origin: origin(), message: "not a regular file".into() });
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file")));
     }
-    let too_large = |size: u64, max: u64| WeightsError::TooLarge { origin: origin(), what: "the file is larger than the model's tensors".into(), size, max };
+    match max {
+        Some(max) if meta.len() > max => Err(too_large(path, meta.len(), max)),
+        _ => Ok(meta.len()),
+    }
+}
+
+fn too_large(path: &Path, size: u64, max: u64) -> WeightsError {
+    WeightsError::TooLarge { origin: path.display().to_string(), what: "the file is larger than the model's tensors".into(), size, max }
+}
+
+/// A regular file's bytes ([`checked_file_size`]), read no further than `max` in case it grows meanwhile.
+pub(crate) fn read_regular_file(path: &Path, max: Option<u64>) -> Result<Vec<u8>, WeightsError> {
+    use std::io::Read;
+    let size = checked_file_size(path, max)?;
     let limit = max.unwrap_or(u64::MAX);
-    if meta.len() > limit {
-        return Err(too_large(meta.len(), limit));
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    let mut bytes = Vec::with_capacity(size as usize);
+    let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
     std::fs::File::open(path).map_err(io)?.take(limit.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
     if bytes.len() as u64 > limit {
-        return Err(too_large(bytes.len() as u64, limit));
+        return Err(too_large(path, bytes.len() as u64, limit));
     }
     Ok(bytes)
 }
