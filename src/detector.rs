@@ -44,6 +44,16 @@ pub struct StageTimings {
     pub mask_head: Duration,
 }
 
+impl std::ops::AddAssign for StageTimings {
+    fn add_assign(&mut self, other: Self) {
+        self.preprocess += other.preprocess;
+        self.backbone_fpn += other.backbone_fpn;
+        self.rpn += other.rpn;
+        self.box_head += other.box_head;
+        self.mask_head += other.mask_head;
+    }
+}
+
 impl StageTimings {
     /// The sum of the stages.
     pub fn total(&self) -> Duration {
@@ -306,21 +316,32 @@ impl Detector {
         shapes.dedup();
         for shape in shapes {
             let members: Vec<usize> = (0..pre.len()).filter(|&i| pre[i].meta.pad_shape == shape).collect();
-            // The backbone's largest activations (the stem's output, layer1's) are 256 x H/4 x W/4 per image.
-            let per_image = 16 * shape.0 * shape.1 * self.precision.dtype().size();
-            for group in members.chunks(self.rows_per_buffer(per_image)) {
-                let batch: Vec<&Preprocessed> = group.iter().map(|&i| &pre[i]).collect();
-                for (&i, d) in group.iter().zip(self.predict_preprocessed(&batch)?.0) {
-                    out[i] = Some(d);
-                }
+            let batch: Vec<&Preprocessed> = members.iter().map(|&i| &pre[i]).collect();
+            for (&i, d) in members.iter().zip(self.predict_preprocessed(&batch)?.0) {
+                out[i] = Some(d);
             }
         }
         Ok(out.into_iter().map(|d| d.expect("every image is in one shape group")).collect())
     }
 
-    /// The pipeline on preprocessed images that share one padded shape, as one batch; with the batch's stage
-    /// times.
+    /// The pipeline on preprocessed images that share one padded shape, as one batch, split where one GPU buffer
+    /// could not hold the batch's backbone activations (the dataset runner's batches too); with the stage times
+    /// summed over the parts.
     pub fn predict_preprocessed(&self, batch: &[&Preprocessed]) -> Result<(Vec<Detections>, StageTimings)> {
+        // The backbone's largest activations (the stem's output, layer1's) are 256 x H/4 x W/4 per image.
+        let Some(first) = batch.first() else { return self.predict_group(batch) };
+        let per_image = 16 * first.meta.pad_shape.0 * first.meta.pad_shape.1 * self.precision.dtype().size();
+        let (mut out, mut t) = (Vec::with_capacity(batch.len()), StageTimings::default());
+        for part in batch.chunks(self.rows_per_buffer(per_image)) {
+            let (dets, part_t) = self.predict_group(part)?;
+            out.extend(dets);
+            t += part_t;
+        }
+        Ok((out, t))
+    }
+
+    /// [`Detector::predict_preprocessed`] on a batch that fits the device's buffers.
+    fn predict_group(&self, batch: &[&Preprocessed]) -> Result<(Vec<Detections>, StageTimings)> {
         let mut t = StageTimings::default();
         let mut clock = Instant::now();
         let mut lap = |slot: &mut Duration| {
