@@ -15,7 +15,12 @@ use mask_rcnn_burn::{Detector, ModelConfig};
 const IMAGES: usize = 8;
 const ROUNDS: usize = 3;
 
+/// The allocator the `infer` binary uses (see `alloc`).
+#[global_allocator]
+static ALLOC: mask_rcnn_burn::alloc::MiMalloc = mask_rcnn_burn::alloc::MiMalloc;
+
 fn main() {
+    mask_rcnn_burn::alloc::keep_freed_memory();
     let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/coffee_600x400.png");

@@ -13,6 +13,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mask_rcnn_burn::weights::synth::random_state_dict;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 
+/// The allocator the `infer` binary uses (see `alloc`), so warm numbers here and its cold ones compare.
+#[global_allocator]
+static ALLOC: mask_rcnn_burn::alloc::MiMalloc = mask_rcnn_burn::alloc::MiMalloc;
+
 const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/coffee_600x400.png");
 
 /// The library's synthetic weights (same shapes and FLOPs as the checkpoints, 1000 proposals).
@@ -21,6 +25,7 @@ fn synthetic(config: &ModelConfig, device: &Device) -> Detector {
 }
 
 fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
+    mask_rcnn_burn::alloc::keep_freed_memory();
     let device = Device::flex();
     let config = ModelConfig::named(alias).unwrap();
     let det = synthetic(&config, &device);

@@ -30,6 +30,10 @@ use mask_rcnn_burn::weights::resolve_weights;
 use mask_rcnn_burn::image::ImageLimits;
 use mask_rcnn_burn::{BgrImage, Detections, Detector, ModelConfig, StageTimings};
 
+/// CPU runs reuse freed tensor memory instead of page-faulting it in again (see `alloc`).
+#[global_allocator]
+static ALLOC: mask_rcnn_burn::alloc::MiMalloc = mask_rcnn_burn::alloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(about = "Group Normalization Mask R-CNN (mmdetection checkpoints) on images, folders or a COCO dataset")]
 struct Args {
@@ -89,6 +93,7 @@ struct Args {
 fn main() -> ExitCode {
     // SAFETY: first thing in main: no other thread exists yet.
     unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
+    mask_rcnn_burn::alloc::keep_freed_memory();
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),

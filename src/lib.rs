@@ -20,6 +20,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod backbone;
 pub mod config;
 pub mod dataset;
