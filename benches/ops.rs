@@ -12,6 +12,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mask_rcnn_burn::ops::{conv2d, group_norm_relu};
 
+/// The allocator the `infer` binary uses (see `alloc`).
+#[global_allocator]
+static ALLOC: mask_rcnn_burn::alloc::MiMalloc = mask_rcnn_burn::alloc::MiMalloc;
+
 /// Times `op` on a fresh, uniquely owned copy of `x` (made outside the timing), as in the pipeline, where each
 /// stage consumes the previous stage's output: the host kernels then take the buffer without copying it.
 fn fresh<R>(b: &mut criterion::Bencher, x: &Tensor<4>, device: &Device, op: impl Fn(Tensor<4>) -> R) {
@@ -28,6 +32,7 @@ fn fresh<R>(b: &mut criterion::Bencher, x: &Tensor<4>, device: &Device, op: impl
 }
 
 fn ops(c: &mut Criterion) {
+    mask_rcnn_burn::alloc::keep_freed_memory();
     let device = Device::flex();
     let mut g = c.benchmark_group("ops");
     g.sample_size(10).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(5));
@@ -41,6 +46,10 @@ fn ops(c: &mut Criterion) {
     g.bench_function("winograd_conv3x3_256x200x304", |b| fresh(b, &x, &device, |t| conv2d(&conv, t)));
     let c1 = Conv2dConfig::new([256, 1024], [1, 1]).with_bias(false).init(&device);
     g.bench_function("conv1x1_256to1024_200x304", |b| fresh(b, &x, &device, |t| c1.forward(t)));
+    g.bench_function("host_conv1x1_256to1024_200x304", |b| fresh(b, &x, &device, |t| conv2d(&c1, t)));
+    let s2 = Conv2dConfig::new([256, 512], [1, 1]).with_stride([2, 2]).with_bias(false).init(&device);
+    g.bench_function("conv1x1s2_256to512_200x304", |b| fresh(b, &x, &device, |t| s2.forward(t)));
+    g.bench_function("host_conv1x1s2_256to512_200x304", |b| fresh(b, &x, &device, |t| conv2d(&s2, t)));
     let w = c1.weight.val().reshape([1024, 256]);
     g.bench_function("matmul1x1_256to1024_200x304", |b| fresh(b, &x, &device, |t| w.clone().matmul(t.reshape([256, 200 * 304])).reshape([1, 1024, 200, 304])));
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);

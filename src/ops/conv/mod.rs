@@ -1,8 +1,9 @@
 //! Convolution: Burn's `Conv2d` parameters, computed by the implementation `dispatch` picks —
-//! the Winograd host kernel (`winograd`) for 3x3 stride-1 convs on flex, the plain direct kernel (`cube`) on
-//! software Vulkan, Burn's `Conv2d::forward` everywhere else.
+//! on flex in f32 the host kernels (`winograd` for 3x3 stride-1 convs, `im2col` + GEMM for the others), the
+//! plain direct kernel (`cube`) on software Vulkan, Burn's `Conv2d::forward` everywhere else.
 
 mod cube;
+mod im2col;
 mod winograd;
 
 use burn::nn::PaddingConfig2d;
@@ -17,7 +18,8 @@ use crate::precision::compute_in_f32;
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let op = if is_winograd_shape(conv) { Op::Conv3x3 } else { Op::Conv };
     match (implementation(op, &x.device(), x.dtype()), plain_padding(conv)) {
-        (Impl::Host, _) => winograd_conv(conv, x),
+        (Impl::Host, _) if op == Op::Conv3x3 => winograd_conv(conv, x),
+        (Impl::Host, Some(padding)) => im2col_conv(conv, x, padding),
         (Impl::Cube, Some(padding)) => {
             let [k, ..] = conv.weight.dims();
             let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
@@ -39,6 +41,18 @@ fn winograd_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let u = winograd::transform_filters(&weight, k, c);
     let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref());
     flex::from_host(y, [n, k, h, w], &device)
+}
+
+/// im2col + GEMM on flex's host buffers.
+fn im2col_conv(conv: &Conv2d, x: Tensor<4>, padding: [usize; 4]) -> Tensor<4> {
+    let device = x.device();
+    let [k, _, kh, kw] = conv.weight.dims();
+    let shape = im2col::ConvShape { input: x.dims(), k, kernel: [kh, kw], stride: conv.stride, padding };
+    let weight = flex::to_host(conv.weight.val());
+    let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
+    let y = im2col::conv2d(&flex::to_host(x), &weight, bias.as_deref(), shape);
+    let [oh, ow] = shape.output_hw();
+    flex::from_host(y, [shape.input[0], k, oh, ow], &device)
 }
 
 /// `(top, left, bottom, right)` when the plain kernel covers `conv` (explicit or no padding, no dilation, no groups).

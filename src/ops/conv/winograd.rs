@@ -2,12 +2,13 @@
 //! a 4x4 output tile costs 36 multiplies per channel pair instead of 144. Most of this model's FLOPs are such
 //! convs (every 3x3 conv of the backbone, FPN, RPN and both heads).
 //!
-//! Tiles are processed in blocks: input transform `V = Bt d B` per (tile, channel), then for each of the 36
-//! transformed positions one GEMM `[K x C] x [C x tiles]` (the `gemm` crate that flex itself uses), then the
-//! output transform `Y = At M A`. The transforms work on `LANES` tiles at once so they vectorise; blocks run in
-//! parallel, each GEMM on one thread. Accuracy: ~1e-6 relative L2 from an f64 direct convolution (tests below).
-
-use std::cell::RefCell;
+//! The input is first copied channels-last with its zero border (`[N, H+2, W+2, C]`, channels padded to a
+//! multiple of `LANES`), so a tile's 6x6 window is 36 contiguous runs of channels. Tiles are then processed in
+//! blocks, each in three parallel phases: input transform `V = Bt d B` per tile, `LANES` channels at once; one
+//! GEMM `[K x C] x [C x tiles]` per transformed position (36, in parallel; the `gemm` crate flex itself uses, on
+//! column-major operands it needs not repack); output transform `Y = At M A` per tile. The transforms are
+//! compiled for AVX-512 and AVX2 too and picked at run time (the crate's baseline target is SSE2).
+//! Accuracy: ~1e-6 relative L2 from an f64 direct convolution (tests below).
 
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
@@ -15,7 +16,7 @@ use rayon::prelude::*;
 /// Output tile side, and input tile side (output + 2 for the 3x3 support).
 const M: usize = 4;
 const A: usize = 6;
-/// Tiles (or filters) transformed together, one per SIMD lane.
+/// Channels transformed together, one per SIMD lane.
 const LANES: usize = 16;
 type Lanes = [f32; LANES];
 const ZERO: Lanes = [0.0; LANES];
@@ -40,144 +41,133 @@ fn at([m0, m1, m2, m3, m4, m5]: [f32; A]) -> [f32; M] {
     [m0 + s12 + s34, d12 + 2.0 * d34, s12 + 4.0 * s34, d12 + 8.0 * d34 + m5]
 }
 
-/// `out = Bt d B` on `LANES` 6x6 tiles (`[row][col][lane]`); by reference, so nothing large is moved.
-#[inline(always)]
-fn input_tile(d: &[[Lanes; A]; A], tmp: &mut [[Lanes; A]; A], out: &mut [[Lanes; A]; A]) {
-    for j in 0..A {
-        for l in 0..LANES {
-            let r = bt(std::array::from_fn(|i| d[i][j][l]));
-            for (i, v) in r.into_iter().enumerate() {
-                tmp[i][j][l] = v;
-            }
-        }
-    }
-    for i in 0..A {
-        for l in 0..LANES {
-            let r = bt(std::array::from_fn(|j| tmp[i][j][l]));
-            for (j, v) in r.into_iter().enumerate() {
-                out[i][j][l] = v;
-            }
-        }
-    }
-}
+/// Winograd's `G` for F(4x4, 3x3) (6 x 3).
+const G: [[f64; 3]; A] = [
+    [1.0 / 4.0, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
 
-/// `y = At m A` on `LANES` tiles.
-#[inline(always)]
-fn output_tile(m: &[[Lanes; A]; A], tmp: &mut [[Lanes; A]; M], y: &mut [[Lanes; M]; M]) {
-    for j in 0..A {
-        for l in 0..LANES {
-            let r = at(std::array::from_fn(|i| m[i][j][l]));
-            for (i, v) in r.into_iter().enumerate() {
-                tmp[i][j][l] = v;
-            }
-        }
-    }
-    for i in 0..M {
-        for l in 0..LANES {
-            let r = at(std::array::from_fn(|j| tmp[i][j][l]));
-            for (j, v) in r.into_iter().enumerate() {
-                y[i][j][l] = v;
-            }
-        }
-    }
-}
-
-/// Filters `[K, C, 3, 3]` -> `U = G g Gt`, laid out `[36, K, C]` (one GEMM operand per position); f64 inside.
+/// Filters `[K, C, 3, 3]` -> `U = G g Gt`, laid out `[36, Cp, Kp]` (`Cp`, `Kp`: `C`, `K` rounded up to
+/// `LANES`, zero-filled): for each position the `K x C` GEMM operand, column-major. In f64, each position on
+/// its own thread (9 multiply-adds per filter and position: cheaper than gathering a shared 6x6 result).
 pub fn transform_filters(weight: &[f32], k: usize, c: usize) -> Vec<f32> {
-    const F: usize = 8;
-    let g_col = |g: [[f64; F]; 3]| -> [[f64; F]; A] {
-        let mut r = [[0.0; F]; A];
-        for l in 0..F {
-            let [g0, g1, g2] = [g[0][l], g[1][l], g[2][l]];
-            r[0][l] = g0 / 4.0;
-            r[1][l] = -(g0 + g1 + g2) / 6.0;
-            r[2][l] = -(g0 - g1 + g2) / 6.0;
-            r[3][l] = g0 / 24.0 + g1 / 12.0 + g2 / 6.0;
-            r[4][l] = g0 / 24.0 - g1 / 12.0 + g2 / 6.0;
-            r[5][l] = g2;
-        }
-        r
-    };
-    let n = k * c;
-    let mut u = vec![0f32; A * A * n];
-    for first in (0..n).step_by(F) {
-        let count = F.min(n - first);
-        let mut g = [[[0f64; F]; 3]; 3];
-        for l in 0..count {
-            for (i, row) in g.iter_mut().enumerate() {
-                for (j, v) in row.iter_mut().enumerate() {
-                    v[l] = weight[(first + l) * 9 + i * 3 + j] as f64;
+    assert_eq!(weight.len(), k * c * 9);
+    let (cp, kp) = (c.next_multiple_of(LANES), k.next_multiple_of(LANES));
+    let mut u = vec![0f32; A * A * cp * kp];
+    u.par_chunks_mut(cp * kp).enumerate().for_each(|(xi, u)| {
+        let (gi, gj) = (G[xi / A], G[xi % A]);
+        for (ki, filters) in weight.chunks_exact(c * 9).enumerate() {
+            for (ci, g) in filters.chunks_exact(9).enumerate() {
+                let mut sum = 0f64;
+                for a in 0..3 {
+                    let row = gj[0] * g[a * 3] as f64 + gj[1] * g[a * 3 + 1] as f64 + gj[2] * g[a * 3 + 2] as f64;
+                    sum += gi[a] * row;
                 }
+                u[ci * kp + ki] = sum as f32;
             }
         }
-        // Columns: (G g) is 6 x 3; then rows: (G g) Gt is 6 x 6.
-        let cols: [[[f64; F]; A]; 3] = std::array::from_fn(|j| g_col([g[0][j], g[1][j], g[2][j]]));
-        for i in 0..A {
-            let row = g_col([cols[0][i], cols[1][i], cols[2][i]]);
-            for (j, v) in row.iter().enumerate() {
-                for l in 0..count {
-                    u[(i * A + j) * n + first + l] = v[l] as f32;
-                }
-            }
-        }
-    }
+    });
     u
 }
 
-/// The output written from parallel blocks. Each block writes only the pixels of its own tiles.
-struct SharedOut(*mut f32);
-// SAFETY: the pointer is only used inside `conv3x3`'s parallel loop, during which the buffer it points to is
-// alive and not otherwise accessed; concurrent writes through it go to disjoint elements (see `output_transform`).
-unsafe impl Sync for SharedOut {}
+/// A pointer for parallel writes to disjoint elements of one buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: used only inside `conv3x3`, while the buffer it points to is alive and not otherwise accessed; the
+// threads sharing it write disjoint elements (each use says why).
+unsafe impl Sync for SharedMut {}
+unsafe impl Send for SharedMut {}
 
 /// `x: [N, C, H, W]` (contiguous) convolved with filters already transformed by [`transform_filters`] (`K`
 /// outputs), plus an optional bias: `[N, K, H, W]`.
-pub fn conv3x3(x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+pub fn conv3x3(x: &[f32], shape: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+    conv3x3_with(Simd::detect(), x, shape, u, k, bias)
+}
+
+fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
     assert_eq!(x.len(), n * c * h * w);
-    assert_eq!(u.len(), A * A * k * c);
-    let grid = Grid { c, h, w, th: h.div_ceil(M), tw: w.div_ceil(M) };
+    let (cp, kp) = (c.next_multiple_of(LANES), k.next_multiple_of(LANES));
+    assert_eq!(u.len(), A * A * cp * kp);
+    let grid = Grid { n, k, h, w, cp, kp, th: h.div_ceil(M), tw: w.div_ceil(M) };
+    let xp = padded_channels_last(x, &grid, c);
     let tiles = n * grid.th * grid.tw;
-    let block = block_tiles(c.max(k));
+    let block = block_tiles(cp + kp).min(tiles);
+    let mut v = vec![0f32; block * A * A * cp];
+    let mut o = vec![0f32; block * A * A * kp];
     let mut out = vec![0f32; n * k * h * w];
-    let shared = SharedOut(out.as_mut_ptr());
-    (0..tiles.div_ceil(block)).into_par_iter().for_each(|b| {
-        BUFFERS.with_borrow_mut(|(v, o)| {
-            let first = b * block;
-            let count = block.min(tiles - first);
-            let coords: Vec<Tile> = (first..first + count).map(|t| grid.tile(t)).collect();
-            v.resize(A * A * c * count, 0.0);
-            o.resize(A * A * k * count, 0.0);
-            input_transform(x, &grid, &coords, v);
-            for xi in 0..A * A {
-                let lhs = &u[xi * k * c..(xi + 1) * k * c];
-                let rhs = &v[xi * c * count..(xi + 1) * c * count];
-                let dst = &mut o[xi * k * count..(xi + 1) * k * count];
-                // SAFETY: dst is K x count (row stride count), lhs K x C (row stride C), rhs C x count (row
-                // stride count), all unit column strides: every index the GEMM touches lies in the slices above.
-                unsafe {
-                    gemm(
-                        k, count, c, dst.as_mut_ptr(), 1, count as isize, false, lhs.as_ptr(), 1, c as isize,
-                        rhs.as_ptr(), 1, count as isize, 0.0, 1.0, false, false, false, Parallelism::None,
-                    );
-                }
+    let shared_out = SharedMut(out.as_mut_ptr());
+    for first in (0..tiles).step_by(block) {
+        let count = block.min(tiles - first);
+        v[..count * A * A * cp].par_chunks_mut(A * A * cp).enumerate().for_each(|(t, v)| {
+            simd.input_tile(&xp, &grid, grid.tile(first + t), v);
+        });
+        let o_ptr = SharedMut(o.as_mut_ptr());
+        (0..A * A).into_par_iter().for_each(|xi| {
+            let o_ptr = o_ptr;
+            // SAFETY: dst is the Kp x count matrix at o[xi * Kp..] with row stride 1 and column stride 36 * Kp
+            // (o is [count, 36, Kp]); lhs the Kp x Cp matrix at u[xi * Cp * Kp..] (row stride 1, column stride
+            // Kp); rhs the Cp x count matrix at v[xi * Cp..] (row stride 1, column stride 36 * Cp): every index
+            // lies inside o, u and v. The 36 GEMMs write disjoint elements of o (position xi's only), and
+            // nothing else touches o or v until the parallel loop ends.
+            unsafe {
+                gemm(
+                    kp, count, cp, o_ptr.0.add(xi * kp), (A * A * kp) as isize, 1, false,
+                    u.as_ptr().add(xi * cp * kp), kp as isize, 1, v.as_ptr().add(xi * cp), (A * A * cp) as isize, 1,
+                    0.0, 1.0, false, false, false, Parallelism::None,
+                );
             }
-            output_transform(o, &grid, k, &coords, bias, &shared);
-        })
-    });
+        });
+        o[..count * A * A * kp].par_chunks(A * A * kp).enumerate().for_each(|(t, o)| {
+            simd.output_tile(o, &grid, grid.tile(first + t), bias, shared_out);
+        });
+    }
     out
 }
 
-thread_local! {
-    /// Each worker's transformed input and GEMM output for one block, kept between blocks and calls: fresh
-    /// multi-MiB allocations are page-faulted in again every time, which measured slower than the transforms.
-    static BUFFERS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+/// Tiles per block: the block's transformed input and GEMM output (`36 x (Cp + Kp) x tiles` floats) stay within
+/// ~12 MiB, so they live in the last-level cache between the phases, while the GEMMs keep enough columns.
+fn block_tiles(channels: usize) -> usize {
+    ((12usize << 20) / (4 * A * A * channels)).clamp(64, 1024)
 }
 
-/// Input geometry and its tiling (`th x tw` tiles per image).
+/// `x` as `[N, Hp, Wp, Cp]` with a zero border: row `1 + y`, column `1 + x` hold pixel (y, x); `Hp = 4 th + 2`
+/// and `Wp = 4 tw + 2` so every tile's window lies inside; channels `C..Cp` are zero.
+fn padded_channels_last(x: &[f32], g: &Grid, c: usize) -> Vec<f32> {
+    let (hp, wp) = g.padded();
+    let mut xp = vec![0f32; g.n * hp * wp * g.cp];
+    xp.par_chunks_mut(wp * g.cp).enumerate().for_each(|(row, dst)| {
+        let (ni, y) = (row / hp, (row % hp).wrapping_sub(1));
+        if y >= g.h {
+            return;
+        }
+        let image = &x[ni * c * g.h * g.w..][..c * g.h * g.w];
+        // Blocks of 16 x 16 (channel, column): a transpose that stays in L1.
+        for c0 in (0..c).step_by(16) {
+            for x0 in (0..g.w).step_by(16) {
+                for ci in c0..(c0 + 16).min(c) {
+                    let src = &image[(ci * g.h + y) * g.w..][..g.w];
+                    for xx in x0..(x0 + 16).min(g.w) {
+                        dst[(1 + xx) * g.cp + ci] = src[xx];
+                    }
+                }
+            }
+        }
+    });
+    xp
+}
+
+/// Geometry: `n` images of `h x w`, `k` outputs, channel counts padded to lanes, `th x tw` tiles per image.
 struct Grid {
-    c: usize,
+    n: usize,
+    k: usize,
     h: usize,
     w: usize,
+    cp: usize,
+    kp: usize,
     th: usize,
     tw: usize,
 }
@@ -197,86 +187,188 @@ impl Grid {
         Tile { n: t / per_image, y: (r / self.tw) * M, x: (r % self.tw) * M }
     }
 
-    /// Whether the tile's 6x6 input window (one pixel of padding around) lies inside the image.
-    fn inside(&self, t: Tile) -> bool {
-        t.y >= 1 && t.x >= 1 && t.y + A - 1 <= self.h && t.x + A - 1 <= self.w
+    fn padded(&self) -> (usize, usize) {
+        (self.th * M + 2, self.tw * M + 2)
     }
 }
 
-/// Tiles per block: enough columns for the GEMMs to amortise packing their `K x C` operand, while the
-/// block's transformed input (`36 x channels x tiles` floats) stays a few MiB.
-fn block_tiles(channels: usize) -> usize {
-    ((1usize << 22) / (A * A * channels)).clamp(64, 512)
+/// The instruction set the transforms run with, detected once per convolution.
+#[derive(Clone, Copy, Debug)]
+enum Simd {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Baseline,
 }
 
-/// `v[xi, ci, t] = (Bt d B)[xi]` for each tile `t` of the block and channel `ci`, `d` the tile's 6x6 input
-/// window (top-left at the output tile's corner minus the padding), zero outside the image.
-fn input_transform(x: &[f32], g: &Grid, coords: &[Tile], v: &mut [f32]) {
-    let count = coords.len();
-    let (mut d, mut tmp, mut tv) = ([[ZERO; A]; A], [[ZERO; A]; A], [[ZERO; A]; A]);
-    for ci in 0..g.c {
-        for (group, tiles) in coords.chunks(LANES).enumerate() {
-            for (l, &t) in tiles.iter().enumerate() {
-                let plane = &x[(t.n * g.c + ci) * g.h * g.w..][..g.h * g.w];
-                if g.inside(t) {
-                    for (i, row) in d.iter_mut().enumerate() {
-                        let src = &plane[(t.y + i - 1) * g.w + t.x - 1..][..A];
-                        for (j, v) in row.iter_mut().enumerate() {
-                            v[l] = src[j];
-                        }
-                    }
-                } else {
-                    for (i, row) in d.iter_mut().enumerate() {
-                        let y = (t.y + i).wrapping_sub(1);
-                        for (j, v) in row.iter_mut().enumerate() {
-                            let xx = (t.x + j).wrapping_sub(1);
-                            v[l] = if y < g.h && xx < g.w { plane[y * g.w + xx] } else { 0.0 };
-                        }
-                    }
-                }
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
             }
-            input_tile(&d, &mut tmp, &mut tv);
-            for (i, row) in tv.iter().enumerate() {
-                for (j, lanes) in row.iter().enumerate() {
-                    let dst = &mut v[((i * A + j) * g.c + ci) * count + group * LANES..];
-                    copy_lanes(&mut dst[..tiles.len()], &lanes[..tiles.len()]);
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Baseline
+    }
+
+    /// This one and every instruction set below it that the CPU has (the tests run each).
+    #[cfg(test)]
+    fn all_available() -> Vec<Self> {
+        let mut all = vec![Simd::Baseline];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                all.push(Simd::Avx2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                all.push(Simd::Avx512);
+            }
+        }
+        all
+    }
+
+    fn input_tile(self, xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+        match self {
+            // SAFETY: `detect` saw the CPU support these features.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { input_tile_avx512(xp, g, t, v) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { input_tile_avx2(xp, g, t, v) },
+            Simd::Baseline => input_tile(xp, g, t, v),
+        }
+    }
+
+    fn output_tile(self, o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+        match self {
+            // SAFETY: `detect` saw the CPU support these features.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { output_tile_avx512(o, g, t, bias, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { output_tile_avx2(o, g, t, bias, out) },
+            Simd::Baseline => output_tile(o, g, t, bias, out),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn input_tile_avx512(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+    input_tile(xp, g, t, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn input_tile_avx2(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+    input_tile(xp, g, t, v)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn output_tile_avx512(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+    output_tile(o, g, t, bias, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn output_tile_avx2(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+    output_tile(o, g, t, bias, out)
+}
+
+/// `v[xi, ci] = (Bt d B)[xi]` for one tile and every channel, `d` its 6x6 window of the padded input;
+/// `v` is the tile's `[36, Cp]`.
+#[inline(always)]
+fn input_tile(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+    let (hp, wp) = g.padded();
+    let (mut d, mut tmp, mut tv) = ([[ZERO; A]; A], [[ZERO; A]; A], [[ZERO; A]; A]);
+    for c0 in (0..g.cp).step_by(LANES) {
+        for (i, row) in d.iter_mut().enumerate() {
+            let line = &xp[((t.n * hp + t.y + i) * wp + t.x) * g.cp..][..A * g.cp];
+            for (j, lanes) in row.iter_mut().enumerate() {
+                *lanes = lanes_at(line, j * g.cp + c0);
+            }
+        }
+        input_transform(&d, &mut tmp, &mut tv);
+        for (xi, lanes) in tv.as_flattened().iter().enumerate() {
+            *<&mut Lanes>::try_from(&mut v[xi * g.cp + c0..][..LANES]).expect("LANES values") = *lanes;
+        }
+    }
+}
+
+/// `Y = At M A` (+ bias) for one tile and every output channel, written to the tile's pixels; `o` is the
+/// tile's `[36, Kp]`.
+#[inline(always)]
+fn output_tile(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+    let (mut mm, mut tmp, mut y) = ([[ZERO; A]; A], [[ZERO; A]; M], [[ZERO; M]; M]);
+    let (rows, cols) = (M.min(g.h - t.y), M.min(g.w - t.x));
+    for k0 in (0..g.k).step_by(LANES) {
+        for (xi, lanes) in mm.as_flattened_mut().iter_mut().enumerate() {
+            *lanes = lanes_at(o, xi * g.kp + k0);
+        }
+        output_transform(&mm, &mut tmp, &mut y);
+        for l in 0..LANES.min(g.k - k0) {
+            let b = bias.map_or(0.0, |b| b[k0 + l]);
+            let base = ((t.n * g.k + k0 + l) * g.h + t.y) * g.w + t.x;
+            for (i, row) in y.iter().enumerate().take(rows) {
+                for (j, v) in row.iter().enumerate().take(cols) {
+                    // SAFETY: t.y + i < h, t.x + j < w, t.n < N and k0 + l < K, so the index is inside the
+                    // N*K*H*W output. That pixel belongs to this tile only, and each tile to one task of the
+                    // parallel loop: no other thread writes this element.
+                    unsafe { out.0.add(base + i * g.w + j).write(v[l] + b) };
                 }
             }
         }
     }
 }
 
-/// `dst.copy_from_slice(src)`, inlined as one fixed-size move for a full group of lanes (a runtime-length
-/// `copy_from_slice` is a libc call, which profiled at a tenth of the whole convolution).
 #[inline(always)]
-fn copy_lanes(dst: &mut [f32], src: &[f32]) {
-    match (<&mut Lanes>::try_from(&mut *dst), <&Lanes>::try_from(src)) {
-        (Ok(d), Ok(s)) => *d = *s,
-        _ => dst.copy_from_slice(src),
+fn lanes_at(s: &[f32], at: usize) -> Lanes {
+    *<&Lanes>::try_from(&s[at..at + LANES]).expect("LANES values")
+}
+
+/// `out = Bt d B` on `LANES` channels of a 6x6 tile (`[row][col][lane]`).
+#[inline(always)]
+fn input_transform(d: &[[Lanes; A]; A], tmp: &mut [[Lanes; A]; A], out: &mut [[Lanes; A]; A]) {
+    for j in 0..A {
+        for l in 0..LANES {
+            let r = bt(std::array::from_fn(|i| d[i][j][l]));
+            for (i, v) in r.into_iter().enumerate() {
+                tmp[i][j][l] = v;
+            }
+        }
+    }
+    for i in 0..A {
+        for l in 0..LANES {
+            let r = bt(std::array::from_fn(|j| tmp[i][j][l]));
+            for (j, v) in r.into_iter().enumerate() {
+                out[i][j][l] = v;
+            }
+        }
     }
 }
 
-/// `Y = At M A` (+ bias) for each tile of the block and output channel, written to the tile's pixels.
-fn output_transform(o: &[f32], g: &Grid, k: usize, coords: &[Tile], bias: Option<&[f32]>, out: &SharedOut) {
-    let count = coords.len();
-    let (mut mm, mut tmp, mut y) = ([[ZERO; A]; A], [[ZERO; A]; M], [[ZERO; M]; M]);
-    for ki in 0..k {
-        let b = bias.map_or(0.0, |b| b[ki]);
-        for (group, tiles) in coords.chunks(LANES).enumerate() {
-            for (xi, lanes) in mm.as_flattened_mut().iter_mut().enumerate() {
-                copy_lanes(&mut lanes[..tiles.len()], &o[(xi * k + ki) * count + group * LANES..][..tiles.len()]);
+/// `y = At m A` on `LANES` channels.
+#[inline(always)]
+fn output_transform(m: &[[Lanes; A]; A], tmp: &mut [[Lanes; A]; M], y: &mut [[Lanes; M]; M]) {
+    for j in 0..A {
+        for l in 0..LANES {
+            let r = at(std::array::from_fn(|i| m[i][j][l]));
+            for (i, v) in r.into_iter().enumerate() {
+                tmp[i][j][l] = v;
             }
-            output_tile(&mm, &mut tmp, &mut y);
-            for (l, &t) in tiles.iter().enumerate() {
-                let base = (t.n * k + ki) * g.h * g.w;
-                for (i, row) in y.iter().enumerate().take(g.h - t.y) {
-                    for (j, v) in row.iter().enumerate().take(g.w - t.x) {
-                        // SAFETY: t.y + i < h, t.x + j < w, t.n < N and ki < K, so the index is inside the
-                        // N*K*H*W output. That pixel of (t.n, ki) belongs to this tile only, and each tile to
-                        // exactly one block, handled by one call: no other thread writes this element.
-                        unsafe { out.0.add(base + (t.y + i) * g.w + t.x + j).write(v[l] + b) };
-                    }
-                }
+        }
+    }
+    for i in 0..M {
+        for l in 0..LANES {
+            let r = at(std::array::from_fn(|j| tmp[i][j][l]));
+            for (j, v) in r.into_iter().enumerate() {
+                y[i][j][l] = v;
             }
         }
     }
@@ -329,13 +421,15 @@ mod tests {
             let wt: Vec<f32> = (0..k * c * 9).map(|_| rnd() * 0.1).collect();
             let bias: Vec<f32> = (0..k).map(|_| rnd()).collect();
             let expect = direct(&x, shape, &wt, k, &bias);
-            let got = conv3x3(&x, shape, &transform_filters(&wt, k, c), k, Some(&bias));
-            let num: f64 = got.iter().zip(&expect).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
-            let den: f64 = expect.iter().map(|b| (*b as f64).powi(2)).sum();
-            let rel = (num / den).sqrt();
-            eprintln!("{shape:?} -> {k}, input offset {offset}: rel L2 {rel:.2e}");
-            // F(4x4) rounds more than a direct f32 conv (~1e-7 from this reference): measured up to 2.6e-6.
-            assert!(rel < 4e-6, "{shape:?}: rel L2 {rel}");
+            for simd in Simd::all_available() {
+                let got = conv3x3_with(simd, &x, shape, &transform_filters(&wt, k, c), k, Some(&bias));
+                let num: f64 = got.iter().zip(&expect).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
+                let den: f64 = expect.iter().map(|b| (*b as f64).powi(2)).sum();
+                let rel = (num / den).sqrt();
+                eprintln!("{shape:?} -> {k}, input offset {offset}, {simd:?}: rel L2 {rel:.2e}");
+                // F(4x4) rounds more than a direct f32 conv (~1e-7 from this reference): measured up to 2.9e-6.
+                assert!(rel < 4e-6, "{shape:?} {simd:?}: rel L2 {rel}");
+            }
         }
     }
 }

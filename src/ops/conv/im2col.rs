@@ -1,0 +1,222 @@
+//! Convolutions that are not Winograd's shape (the 7x7 stem, 1x1 convs, the stride-2 3x3 convs) as GEMMs on
+//! host buffers: `out[K, pixels] = W[K, C kh kw] x col[C kh kw, pixels]`, where `col` holds each output
+//! pixel's receptive field (im2col). A 1x1 stride-1 conv multiplies the input itself. Output pixels are split
+//! into blocks computed in parallel, each with its own `col` of a few MiB (the stem's whole `col` would be 143
+//! MB at 800x1216), one single-threaded GEMM each (the `gemm` crate flex itself uses).
+
+use std::cell::RefCell;
+
+use gemm::{Parallelism, gemm};
+use rayon::prelude::*;
+
+/// Geometry of one convolution: `[K, C, kh, kw]` filters, stride, padding `(top, left)`, input `[N, C, H, W]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvShape {
+    /// Input `[N, C, H, W]`.
+    pub input: [usize; 4],
+    /// Output channels.
+    pub k: usize,
+    /// Kernel `(kh, kw)`.
+    pub kernel: [usize; 2],
+    /// Stride `(sh, sw)`.
+    pub stride: [usize; 2],
+    /// Padding `(top, left, bottom, right)`.
+    pub padding: [usize; 4],
+}
+
+impl ConvShape {
+    /// `(OH, OW)`.
+    pub fn output_hw(&self) -> [usize; 2] {
+        let [_, _, h, w] = self.input;
+        let [top, left, bottom, right] = self.padding;
+        [(h + top + bottom - self.kernel[0]) / self.stride[0] + 1, (w + left + right - self.kernel[1]) / self.stride[1] + 1]
+    }
+
+    /// Whether the input is the GEMM operand as it is (1x1, stride 1, no padding).
+    fn pointwise(&self) -> bool {
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+}
+
+/// The output written from parallel blocks.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: used only inside `conv2d`'s parallel loop, while the output buffer is alive and not otherwise
+// accessed; each block writes the columns of its own output pixels only (see there).
+unsafe impl Sync for SharedOut {}
+unsafe impl Send for SharedOut {}
+
+thread_local! {
+    /// Each worker's `col` block, kept between blocks and calls.
+    static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// `x: [N, C, H, W]` (contiguous) convolved with `weight: [K, C, kh, kw]`, plus an optional bias:
+/// `[N, K, OH, OW]`. Zero padding, no dilation or groups.
+pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> Vec<f32> {
+    let [n, c, h, w] = s.input;
+    let [kh, kw] = s.kernel;
+    let rows = c * kh * kw;
+    assert_eq!(x.len(), n * c * h * w);
+    assert_eq!(weight.len(), s.k * rows);
+    let [oh, ow] = s.output_hw();
+    let pixels = oh * ow;
+    // Columns per block: `col` within ~2 MiB (an L2), at least 256 for the GEMM, and enough blocks for every thread.
+    let per_block = ((1usize << 19) / rows).clamp(256, 4096).min(pixels.div_ceil(2 * rayon::current_num_threads()).max(64));
+    let blocks_per_image = pixels.div_ceil(per_block);
+    let mut out = vec![0f32; n * s.k * pixels];
+    if s.pointwise() {
+        pointwise(x, weight, bias, s, &mut out);
+        return out;
+    }
+    let shared = SharedOut(out.as_mut_ptr());
+    (0..n * blocks_per_image).into_par_iter().for_each(|b| {
+        let shared = shared;
+        let (ni, first) = (b / blocks_per_image, (b % blocks_per_image) * per_block);
+        let count = per_block.min(pixels - first);
+        let image = &x[ni * c * h * w..][..c * h * w];
+        COL.with_borrow_mut(|col| {
+            col.resize(rows * count, 0.0);
+            im2col(image, s, first, count, col);
+            // SAFETY: dst is the K x count block of image ni's [K, pixels] output starting at column `first`
+            // (row stride `pixels`, unit column stride): inside `out`, and written by this block only (blocks
+            // cover disjoint (image, pixel range) pairs). lhs is the K x rows weight (row stride rows); rhs is
+            // this thread's rows x count `col` (row stride count).
+            unsafe {
+                gemm(
+                    s.k, count, rows, shared.0.add(ni * s.k * pixels + first), 1, pixels as isize, false,
+                    weight.as_ptr(), 1, rows as isize, col.as_ptr(), 1, count as isize, 0.0, 1.0, false, false,
+                    false, Parallelism::None,
+                );
+            }
+        });
+        if let Some(bias) = bias {
+            for (ki, b) in bias.iter().enumerate() {
+                for p in first..first + count {
+                    // SAFETY: as for the GEMM: this block's own output elements.
+                    unsafe { *shared.0.add((ni * s.k + ki) * pixels + p) += b };
+                }
+            }
+        }
+    });
+    out
+}
+
+/// A 1x1 stride-1 conv: per image one GEMM on the input as it is, threaded by the GEMM itself (it splits
+/// a large problem better than fixed blocks: measured 175 against 132 GFLOP/s).
+fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out: &mut [f32]) {
+    let [n, c, h, w] = s.input;
+    let pixels = h * w;
+    for (image, dst) in x.chunks_exact(c * pixels).zip(out.chunks_exact_mut(s.k * pixels)).take(n) {
+        // SAFETY: dst is K x pixels (row stride pixels), weight K x C (row stride C), image C x pixels (row
+        // stride pixels), all with unit column strides: exactly the three slices.
+        unsafe {
+            gemm(
+                s.k, pixels, c, dst.as_mut_ptr(), 1, pixels as isize, false, weight.as_ptr(), 1, c as isize,
+                image.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, Parallelism::Rayon(0),
+            );
+        }
+        if let Some(bias) = bias {
+            dst.par_chunks_mut(pixels).zip(bias).for_each(|(row, b)| row.iter_mut().for_each(|v| *v += b));
+        }
+    }
+}
+
+/// `col[(ci, dy, dx), p]` = the input under tap (dy, dx) of output pixel `first + p`, zero in the padding.
+fn im2col(image: &[f32], s: ConvShape, first: usize, count: usize, col: &mut [f32]) {
+    let [_, c, h, w] = s.input;
+    let [kh, kw] = s.kernel;
+    let [sh, sw] = s.stride;
+    let [top, left, ..] = s.padding;
+    let ow = s.output_hw()[1];
+    for ci in 0..c {
+        let plane = &image[ci * h * w..][..h * w];
+        for dy in 0..kh {
+            for dx in 0..kw {
+                let dst = &mut col[((ci * kh + dy) * kw + dx) * count..][..count];
+                let mut p = first;
+                // One output row at a time: the interior of a row is a strided copy without bounds tests.
+                while p < first + count {
+                    let (oy, ox0) = (p / ow, p % ow);
+                    let run = (ow - ox0).min(first + count - p);
+                    let out = &mut dst[p - first..][..run];
+                    let iy = (oy * sh + dy).wrapping_sub(top);
+                    if iy >= h {
+                        out.fill(0.0);
+                    } else {
+                        let line = &plane[iy * w..][..w];
+                        for (o, ox) in out.iter_mut().zip(ox0..) {
+                            let ix = (ox * sw + dx).wrapping_sub(left);
+                            *o = if ix < w { line[ix] } else { 0.0 };
+                        }
+                    }
+                    p += run;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct correlation in f64.
+    fn direct(x: &[f32], weight: &[f32], bias: &[f32], s: ConvShape) -> Vec<f32> {
+        let [n, c, h, w] = s.input;
+        let [kh, kw] = s.kernel;
+        let [oh, ow] = s.output_hw();
+        let mut out = vec![0f32; n * s.k * oh * ow];
+        for ni in 0..n {
+            for ki in 0..s.k {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let mut sum = bias[ki] as f64;
+                        for ci in 0..c {
+                            for dy in 0..kh {
+                                for dx in 0..kw {
+                                    let iy = (oy * s.stride[0] + dy).wrapping_sub(s.padding[0]);
+                                    let ix = (ox * s.stride[1] + dx).wrapping_sub(s.padding[1]);
+                                    if iy < h && ix < w {
+                                        sum += x[((ni * c + ci) * h + iy) * w + ix] as f64 * weight[((ki * c + ci) * kh + dy) * kw + dx] as f64;
+                                    }
+                                }
+                            }
+                        }
+                        out[((ni * s.k + ki) * oh + oy) * ow + ox] = sum as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_direct_convolution() {
+        // The stem, a strided 3x3, a strided and a plain 1x1, odd sizes, several images, many blocks.
+        let cases = [
+            ([1, 3, 23, 30], 8, [7, 7], [2, 2], [3, 3, 3, 3]),
+            ([2, 6, 11, 9], 5, [3, 3], [2, 2], [1, 1, 1, 1]),
+            ([2, 16, 9, 13], 7, [1, 1], [2, 2], [0; 4]),
+            ([3, 20, 40, 37], 9, [1, 1], [1, 1], [0; 4]),
+            ([1, 4, 5, 6], 3, [3, 2], [1, 2], [1, 0, 2, 1]),
+        ];
+        for (input, k, kernel, stride, padding) in cases {
+            let s = ConvShape { input, k, kernel, stride, padding };
+            let [n, c, h, w] = input;
+            let mut seed = 99u64;
+            let mut rnd = || {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+            };
+            let x: Vec<f32> = (0..n * c * h * w).map(|_| rnd()).collect();
+            let weight: Vec<f32> = (0..k * c * kernel[0] * kernel[1]).map(|_| rnd()).collect();
+            let bias: Vec<f32> = (0..k).map(|_| rnd()).collect();
+            let expect = direct(&x, &weight, &bias, s);
+            let got = conv2d(&x, &weight, Some(&bias), s);
+            assert_eq!(got.len(), expect.len());
+            let max = got.iter().zip(&expect).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert!(max < 1e-4, "{s:?}: max diff {max}");
+        }
+    }
+}
