@@ -4,7 +4,8 @@
 //! |---|---|---|---|---|
 //! | 3x3 stride-1 conv | host Winograd | Burn | plain CubeCL conv | Burn's tuned conv |
 //! | other convs | host im2col + GEMM | Burn | plain CubeCL conv | Burn's tuned conv |
-//! | fc layers, 2x2 deconv | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
+//! | fc layers | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
+//! | 2x2 stride-2 deconv | host GEMM per RoI | Burn | plain CubeCL matmul | Burn's tuned matmul |
 //! | GroupNorm (+ReLU) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
@@ -25,6 +26,8 @@ pub(crate) enum Op {
     Conv3x3,
     Conv,
     Matmul,
+    /// The mask head's 2x2, stride-2 transposed conv.
+    Deconv2x2,
     GroupNorm,
     RoiAlign,
     MaskPaste,
@@ -50,7 +53,7 @@ pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
         Op::RoiAlign | Op::MaskPaste | Op::RpnDeltas if on_flex => Impl::Host,
         Op::RpnDeltas => Impl::Burn,
         Op::RoiAlign | Op::MaskPaste | Op::GroupNorm if !on_flex => Impl::Cube,
-        Op::GroupNorm | Op::Conv3x3 | Op::Conv if on_flex && dtype == DType::F32 => Impl::Host,
+        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
         _ if software_adapter() => Impl::Cube,
         _ => Impl::Burn,
@@ -74,6 +77,8 @@ mod tests {
         assert_eq!(implementation(Op::Conv3x3, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::Conv, &flex, DType::F32), Impl::Host);
         assert_eq!(implementation(Op::Conv, &flex, DType::F16), Impl::Burn);
+        assert_eq!(implementation(Op::Deconv2x2, &flex, DType::F32), Impl::Host);
+        assert_eq!(implementation(Op::Deconv2x2, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F32), Impl::Host);
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::RoiAlign, &flex, DType::F16), Impl::Host);

@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod nms;
 pub mod readback;
 pub mod roi_align;
+pub(crate) mod simd;
 
 pub use conv::conv2d;
 pub use group_norm::{group_norm, group_norm_relu};

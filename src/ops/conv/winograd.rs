@@ -13,6 +13,8 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use crate::ops::simd::Simd;
+
 /// Output tile side, and input tile side (output + 2 for the 3x3 support).
 const M: usize = 4;
 const A: usize = 6;
@@ -192,49 +194,10 @@ impl Grid {
     }
 }
 
-/// The instruction set the transforms run with, detected once per convolution.
-#[derive(Clone, Copy, Debug)]
-enum Simd {
-    #[cfg(target_arch = "x86_64")]
-    Avx512,
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    Baseline,
-}
-
 impl Simd {
-    fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Simd::Avx512;
-            }
-            if std::arch::is_x86_feature_detected!("avx2") {
-                return Simd::Avx2;
-            }
-        }
-        Simd::Baseline
-    }
-
-    /// This one and every instruction set below it that the CPU has (the tests run each).
-    #[cfg(test)]
-    fn all_available() -> Vec<Self> {
-        let mut all = vec![Simd::Baseline];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                all.push(Simd::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                all.push(Simd::Avx512);
-            }
-        }
-        all
-    }
-
     fn input_tile(self, xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
         match self {
-            // SAFETY: `detect` saw the CPU support these features.
+            // SAFETY: `Simd::detect` saw the CPU support these features.
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => unsafe { input_tile_avx512(xp, g, t, v) },
             // SAFETY: as above.
@@ -246,7 +209,7 @@ impl Simd {
 
     fn output_tile(self, o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
         match self {
-            // SAFETY: `detect` saw the CPU support these features.
+            // SAFETY: `Simd::detect` saw the CPU support these features.
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512 => unsafe { output_tile_avx512(o, g, t, bias, out) },
             // SAFETY: as above.

@@ -1,13 +1,16 @@
 //! Fully connected and 2x2 transposed-conv layers: Burn's modules, except on software Vulkan, where their
-//! matmuls go to the plain kernel (`cube`; see `dispatch` for why).
+//! matmuls go to the plain kernel (`cube`; see `dispatch` for why), and the transposed conv on flex in f32,
+//! which runs as per-RoI GEMMs on the host (`host`).
 
 mod cube;
+mod host;
 
 use burn::nn::Linear;
 use burn::nn::conv::ConvTranspose2d;
 use burn::tensor::{DType, Tensor};
 
 use super::dispatch::{Impl, Op, implementation};
+use super::flex;
 use crate::precision::compute_in_f32;
 
 /// `fc.forward(x)` for `x: [N, in]`.
@@ -34,11 +37,19 @@ pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
         return compute_in_f32(up, x, conv_transpose_2x2);
     }
     let plain = up.kernel_size == [2, 2] && up.stride == [2, 2] && up.padding == [0, 0] && up.padding_out == [0, 0];
-    if !(plain && up.dilation == [1, 1] && up.groups == 1 && implementation(Op::Matmul, &x.device(), x.dtype()) == Impl::Cube) {
-        return up.forward(x);
-    }
+    let plain = plain && up.dilation == [1, 1] && up.groups == 1;
     let [n, c, h, w] = x.dims();
     let [_, k, ..] = up.weight.dims();
+    match implementation(Op::Deconv2x2, &x.device(), x.dtype()) {
+        Impl::Host if plain => {
+            let device = x.device();
+            let bias = up.bias.as_ref().map(|b| flex::to_host(b.val()));
+            let y = host::conv_transpose_2x2(&flex::to_host(x), [n, c, h, w], &flex::to_host(up.weight.val()), k, bias.as_deref());
+            return flex::from_host(y, [n, k, 2 * h, 2 * w], &device);
+        }
+        Impl::Cube if plain => {}
+        _ => return up.forward(x),
+    }
     // Weight [C, K, 2, 2] -> [1, 4K, C]: row (k, dy, dx).
     let weight = up.weight.val().reshape([c, k * 4]).swap_dims(0, 1).reshape([1, k * 4, c]);
     let y = cube::plain_matmul(weight, x.reshape([n, c, h * w]))

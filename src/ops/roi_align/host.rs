@@ -1,8 +1,13 @@
 //! mmcv's CPU `ROIAlignForward` for one RoI (`aligned=True`, adaptive sampling, average), in mmcv's f32 order of
 //! operations: the reference the CubeCL kernel ([`super::cube`]) is checked against, and the flex path.
+//! The map is channels-last, so every bilinear tap reads `LANES` neighbouring channels at once.
 
 use super::{HostFeature, RoiAlignConfig};
+use crate::ops::simd::Simd;
 use crate::structures::BBox;
+
+/// Channels pooled together, one per SIMD lane.
+const LANES: usize = 16;
 
 /// One bilinear tap set of mmcv's `pre_calc_for_bilinear_interpolate`.
 #[derive(Clone, Copy, Default)]
@@ -55,16 +60,64 @@ pub(super) fn roi_align_single(feat: &HostFeature, roi: &BBox, spatial_scale: f3
             }
         }
     }
-    let per_bin = gh * gw;
-    let plane = feat.height * feat.width;
-    for (c, out) in dst.chunks_exact_mut(s * s).enumerate() {
-        let input = &feat.data[c * plane..(c + 1) * plane];
-        for (bin, o) in out.iter_mut().enumerate() {
-            let mut acc = 0f32;
-            for t in &taps[bin * per_bin..(bin + 1) * per_bin] {
-                acc += t.w[0] * input[t.pos[0]] + t.w[1] * input[t.pos[1]] + t.w[2] * input[t.pos[2]] + t.w[3] * input[t.pos[3]];
+    let pool = Pool { taps: &taps, per_bin: gh * gw, count, bins: s * s };
+    match Simd::detect() {
+        // SAFETY: `Simd::detect` saw the CPU support these features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { pool_avx512(feat, &pool, dst) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { pool_avx2(feat, &pool, dst) },
+        Simd::Baseline => pool_bins(feat, &pool, dst),
+    }
+}
+
+/// One RoI's sampling plan: `per_bin` taps for each of `bins` output bins, averaged over `count`.
+struct Pool<'a> {
+    taps: &'a [Tap],
+    per_bin: usize,
+    count: f32,
+    bins: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pool_avx512(feat: &HostFeature, pool: &Pool, dst: &mut [f32]) {
+    pool_bins(feat, pool, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pool_avx2(feat: &HostFeature, pool: &Pool, dst: &mut [f32]) {
+    pool_bins(feat, pool, dst)
+}
+
+/// `dst[c, bin]` = the mean of the bin's taps on channel `c`, `LANES` channels at a time; per channel the sums
+/// run in mmcv's order (`acc += w0 v0 + w1 v1 + w2 v2 + w3 v3`, tap after tap).
+#[inline(always)]
+fn pool_bins(feat: &HostFeature, pool: &Pool, dst: &mut [f32]) {
+    let c = feat.channels;
+    for c0 in (0..c).step_by(LANES) {
+        let lanes = LANES.min(c - c0);
+        for bin in 0..pool.bins {
+            let mut acc = [0f32; LANES];
+            for t in &pool.taps[bin * pool.per_bin..(bin + 1) * pool.per_bin] {
+                let at = |i: usize| &feat.data[t.pos[i] * c + c0..][..lanes];
+                if lanes == LANES {
+                    let v: [&[f32; LANES]; 4] = std::array::from_fn(|i| at(i).try_into().expect("LANES values"));
+                    for l in 0..LANES {
+                        acc[l] += t.w[0] * v[0][l] + t.w[1] * v[1][l] + t.w[2] * v[2][l] + t.w[3] * v[3][l];
+                    }
+                } else {
+                    let v: [&[f32]; 4] = std::array::from_fn(at);
+                    for l in 0..lanes {
+                        acc[l] += t.w[0] * v[0][l] + t.w[1] * v[1][l] + t.w[2] * v[2][l] + t.w[3] * v[3][l];
+                    }
+                }
             }
-            *o = acc / count;
+            for (l, a) in acc.iter().take(lanes).enumerate() {
+                dst[(c0 + l) * pool.bins + bin] = a / pool.count;
+            }
         }
     }
 }
@@ -88,6 +141,33 @@ mod tests {
         let want = [4.0 + 40.0, 8.0 + 40.0, 4.0 + 60.0, 8.0 + 60.0];
         for (o, w) in out.iter().zip(want) {
             assert!((o - w).abs() < 1e-4, "{out:?}");
+        }
+    }
+
+    /// Channels pooled 16 at a time (and the 5 left over) equal each channel pooled alone, bit for bit.
+    #[test]
+    fn channels_together_equal_channels_alone() {
+        let (c, h, w) = (37, 19, 23);
+        let value = |y: usize, x: usize, ci: usize| ((y * 31 + x * 17 + ci * 7) % 101) as f32 / 13.0 - 3.0;
+        let mut data = vec![0f32; h * w * c];
+        for y in 0..h {
+            for x in 0..w {
+                for ci in 0..c {
+                    data[(y * w + x) * c + ci] = value(y, x, ci);
+                }
+            }
+        }
+        let all = HostFeature { data, channels: c, height: h, width: w };
+        let cfg = RoiAlignConfig { output_size: 7, sampling_ratio: 0, finest_scale: 56.0 };
+        for roi in [[1.3, 2.2, 60.1, 70.9], [-5.0, 10.0, 30.0, 95.0], [40.0, 40.0, 41.0, 41.5]] {
+            let mut together = vec![0f32; c * 49];
+            roi_align_single(&all, &roi, 0.25, &cfg, &mut together);
+            for ci in 0..c {
+                let one = HostFeature { data: (0..h * w).map(|i| value(i / w, i % w, ci)).collect(), channels: 1, height: h, width: w };
+                let mut alone = vec![0f32; 49];
+                roi_align_single(&one, &roi, 0.25, &cfg, &mut alone);
+                assert_eq!(&together[ci * 49..(ci + 1) * 49], &alone[..], "channel {ci} of {roi:?}");
+            }
         }
     }
 

@@ -29,10 +29,10 @@ pub struct RoiAlignConfig {
     pub finest_scale: f32,
 }
 
-/// One feature map on the host, `[C, H, W]` (batch 1).
+/// One feature map on the host, channels-last `[H, W, C]` (batch 1).
 #[derive(Debug, Clone)]
 pub struct HostFeature {
-    /// The values, row-major.
+    /// The values, `[H, W, C]` row-major.
     pub data: Vec<f32>,
     /// Channels.
     pub channels: usize,
@@ -67,7 +67,8 @@ impl RoiFeatures {
         self.levels[0].dims()[1]
     }
 
-    /// Host copies of the levels (a deliberate read-back: the reference RoIAlign runs on the CPU).
+    /// Channels-last host copies of the levels (a deliberate read-back: the reference RoIAlign runs on the CPU),
+    /// made once for both branches.
     pub fn host(&self) -> &[HostFeature] {
         self.host.get_or_init(|| {
             self.levels
@@ -75,7 +76,15 @@ impl RoiFeatures {
                 .map(|t| {
                     let [_, channels, height, width] = t.dims();
                     // Converted: f16 features (flex at f16) read as f32; flex memory is the host's, no transfer.
-                    let data = t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+                    let chw = t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+                    let mut data = vec![0f32; chw.len()];
+                    data.par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
+                        for (ci, plane) in chw.chunks_exact(height * width).enumerate() {
+                            for (x, v) in plane[y * width..][..width].iter().enumerate() {
+                                row[x * channels + ci] = *v;
+                            }
+                        }
+                    });
                     HostFeature { data, channels, height, width }
                 })
                 .collect()
