@@ -4,11 +4,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use crate::layers::{NormConfig, conv_no_bias};
-use crate::ops::{conv2d, group_norm, group_norm_relu};
+use crate::ops::{conv2d, group_norm, group_norm_add_relu, group_norm_relu};
 
 /// Keys `conv{1,2,3}.weight`, `gn{1,2,3}.{weight,bias}`, and for the first block of a stage
 /// `downsample.0.weight` (1x1 conv) and `downsample.1.{weight,bias}` (GN).
@@ -72,7 +71,6 @@ impl Bottleneck {
         };
         let out = group_norm_relu(conv2d(&self.conv1, x), &self.gn1);
         let out = group_norm_relu(conv2d(&self.conv2, out), &self.gn2);
-        let out = group_norm(conv2d(&self.conv3, out), &self.gn3);
-        relu(out.add(identity))
+        group_norm_add_relu(conv2d(&self.conv3, out), &self.gn3, identity)
     }
 }

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor};
 
 use crate::backbone::BackboneFeatures;
 use crate::layers::{ConvModule, ConvModuleConfig, NormConfig};
+use crate::ops::add_upsampled_2x;
 
 /// Keys `lateral_convs.{0..3}.{conv,gn}.…`, `fpn_convs.{0..3}.{conv,gn}.…`.
 #[derive(Module, Debug)]
@@ -49,23 +50,22 @@ impl FpnConfig {
 impl Fpn {
     /// P2..P6 from C2..C5.
     pub fn forward(&self, features: BackboneFeatures) -> PyramidFeatures {
-        let mut laterals: Vec<Tensor<4>> =
-            features.into_iter().zip(&self.lateral_convs).map(|(c, conv)| conv.forward(c)).collect();
-        // Top-down: each level adds the nearest upsampling of the coarser one (an exact 2x: inputs are padded to 32).
-        for i in (1..laterals.len()).rev() {
-            let up = upsample_nearest_2x(laterals[i].clone());
-            laterals[i - 1] = laterals[i - 1].clone().add(up);
+        let laterals: Vec<Tensor<4>> = features.into_iter().zip(&self.lateral_convs).map(|(c, conv)| conv.forward(c)).collect();
+        // Top-down: each level adds the nearest upsampling of the coarser one (an exact 2x: inputs are padded to
+        // 32). Each lateral is moved into its merge, so on flex it is updated in place.
+        let mut merged: Vec<Tensor<4>> = Vec::with_capacity(laterals.len());
+        for lateral in laterals.into_iter().rev() {
+            let level = match merged.last() {
+                Some(coarser) => add_upsampled_2x(lateral, coarser.clone()),
+                None => lateral,
+            };
+            merged.push(level);
         }
-        let outs: Vec<Tensor<4>> = laterals.into_iter().zip(&self.fpn_convs).map(|(l, conv)| conv.forward(l)).collect();
+        merged.reverse();
+        let outs: Vec<Tensor<4>> = merged.into_iter().zip(&self.fpn_convs).map(|(l, conv)| conv.forward(l)).collect();
         // P6 = max_pool2d(P5, kernel 1, stride 2): every other row and column of P5.
         let p6 = max_pool2d(outs[3].clone(), MaxPoolOptions::new([1, 1]).with_stride([2, 2]));
         let [p2, p3, p4, p5]: [Tensor<4>; 4] = outs.try_into().expect("four FPN levels");
         [p2, p3, p4, p5, p6]
     }
-}
-
-/// `F.interpolate(x, scale_factor=2, mode='nearest')`.
-fn upsample_nearest_2x(x: Tensor<4>) -> Tensor<4> {
-    let [n, c, h, w] = x.dims();
-    x.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w])
 }

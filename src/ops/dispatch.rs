@@ -6,7 +6,8 @@
 //! | other convs | host im2col + GEMM | Burn | plain CubeCL conv | Burn's tuned conv |
 //! | fc layers | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
 //! | 2x2 stride-2 deconv | host GEMM per RoI | Burn | plain CubeCL matmul | Burn's tuned matmul |
-//! | GroupNorm (+ReLU) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
+//! | GroupNorm (+ReLU, +residual) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
+//! | FPN upsample + add | host, in place | Burn | Burn | Burn |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | RPN deltas of the top-k anchors | host gather | host gather | Burn's gather | Burn's gather |
@@ -28,6 +29,8 @@ pub(crate) enum Op {
     Matmul,
     /// The mask head's 2x2, stride-2 transposed conv.
     Deconv2x2,
+    /// FPN's merge of a level with the nearest 2x upsampling of the coarser one.
+    UpsampleAdd,
     GroupNorm,
     RoiAlign,
     MaskPaste,
@@ -53,7 +56,7 @@ pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
         Op::RoiAlign | Op::MaskPaste | Op::RpnDeltas if on_flex => Impl::Host,
         Op::RpnDeltas => Impl::Burn,
         Op::RoiAlign | Op::MaskPaste | Op::GroupNorm if !on_flex => Impl::Cube,
-        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 if on_flex && dtype == DType::F32 => Impl::Host,
+        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
         _ if software_adapter() => Impl::Cube,
         _ => Impl::Burn,

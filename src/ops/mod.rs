@@ -13,13 +13,15 @@ pub mod nms;
 pub mod readback;
 pub mod roi_align;
 pub(crate) mod simd;
+pub mod upsample;
 
 pub use conv::conv2d;
-pub use group_norm::{group_norm, group_norm_relu};
+pub use group_norm::{group_norm, group_norm_add_relu, group_norm_relu};
 pub use mask_paste::paste_masks;
 pub use matmul::{conv_transpose_2x2, linear};
 pub use nms::{batched_nms, nms};
 pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+pub use upsample::add_upsampled_2x;
 
 /// The logistic function, as the host paths (RPN scores, mask paste) compute it in f32.
 pub fn sigmoid(v: f32) -> f32 {

@@ -1,17 +1,31 @@
-//! GroupNorm (+ReLU) in place: per (sample, group) chunk, a mean pass, a centred variance pass (both summed
-//! in f64 from f32 lanes, so the variance does not cancel), and one `(x - mean) * scale + beta` (+ReLU) pass
-//! (centred first, like PyTorch, so a large mean costs no precision). Chunks are contiguous in NCHW and run in
-//! parallel.
+//! GroupNorm (+ReLU, or + a residual then ReLU) in place: per (sample, group) chunk, a mean pass, a centred
+//! variance pass (both summed in f64 from f32 lanes, so the variance does not cancel), and one
+//! `(x - mean) * scale + beta` pass that also applies what follows (centred first, like PyTorch, so a large mean
+//! costs no precision). Chunks are contiguous in NCHW and run in parallel.
 
 use rayon::prelude::*;
 
+/// What the normalising pass applies after the affine, in the same f32 order as the separate ops.
+#[derive(Clone, Copy)]
+pub enum Then<'a> {
+    /// Nothing.
+    Nothing,
+    /// `max(y, 0)`.
+    Relu,
+    /// `max(y + residual, 0)`: a ResNet block's end (`residual` laid out like `x`).
+    AddRelu(&'a [f32]),
+}
+
 /// `x: [N, C, HW]` flattened; `gamma`, `beta`: `[C]`; biased variance like PyTorch.
 #[allow(clippy::too_many_arguments)]
-pub fn group_norm_in_place(x: &mut [f32], channels: usize, hw: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f64, relu: bool) {
+pub fn group_norm_in_place(x: &mut [f32], channels: usize, hw: usize, groups: usize, gamma: &[f32], beta: &[f32], eps: f64, then: Then) {
     let per_group = channels / groups;
     let chunk = per_group * hw;
     if chunk == 0 {
         return;
+    }
+    if let Then::AddRelu(residual) = then {
+        assert_eq!(residual.len(), x.len(), "residual shaped like the input");
     }
     x.par_chunks_mut(chunk).enumerate().for_each(|(i, values)| {
         let count = values.len() as f64;
@@ -23,10 +37,13 @@ pub fn group_norm_in_place(x: &mut [f32], channels: usize, hw: usize, groups: us
         for (j, plane) in values.chunks_mut(hw).enumerate() {
             let scale = (gamma[first + j] as f64 * inv_std) as f32;
             let shift = beta[first + j];
-            if relu {
-                plane.iter_mut().for_each(|v| *v = ((*v - mean32) * scale + shift).max(0.0));
-            } else {
-                plane.iter_mut().for_each(|v| *v = (*v - mean32) * scale + shift);
+            match then {
+                Then::Nothing => plane.iter_mut().for_each(|v| *v = (*v - mean32) * scale + shift),
+                Then::Relu => plane.iter_mut().for_each(|v| *v = ((*v - mean32) * scale + shift).max(0.0)),
+                Then::AddRelu(residual) => {
+                    let r = &residual[i * chunk + j * hw..][..hw];
+                    plane.iter_mut().zip(r).for_each(|(v, r)| *v = ((*v - mean32) * scale + shift + r).max(0.0));
+                }
             }
         }
     });
@@ -80,10 +97,18 @@ mod tests {
         let beta: Vec<f32> = (0..c).map(|i| i as f32 * 0.1 - 3.0).collect();
         for relu in [false, true] {
             let mut y = x.clone();
-            group_norm_in_place(&mut y, c, hw, g, &gamma, &beta, 1e-5, relu);
+            group_norm_in_place(&mut y, c, hw, g, &gamma, &beta, 1e-5, if relu { Then::Relu } else { Then::Nothing });
             let r = reference(&x, n, c, g, &gamma, &beta, 1e-5, relu);
             let max = y.iter().zip(&r).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             assert!(max < 2e-4, "relu {relu}: max diff {max}");
         }
+        // + residual, then ReLU: exactly the separate ops in f32.
+        let residual: Vec<f32> = (0..x.len()).map(|i| ((i * 31) % 17) as f32 * 0.25 - 2.0).collect();
+        let mut fused = x.clone();
+        group_norm_in_place(&mut fused, c, hw, g, &gamma, &beta, 1e-5, Then::AddRelu(&residual));
+        let mut separate = x.clone();
+        group_norm_in_place(&mut separate, c, hw, g, &gamma, &beta, 1e-5, Then::Nothing);
+        separate.iter_mut().zip(&residual).for_each(|(v, r)| *v = (*v + r).max(0.0));
+        assert_eq!(fused, separate);
     }
 }
