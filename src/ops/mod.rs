@@ -15,7 +15,7 @@ pub mod roi_align;
 pub(crate) mod simd;
 pub mod upsample;
 
-pub use conv::conv2d;
+pub use conv::{conv2d, conv2d_pair, conv2d_relu};
 pub use group_norm::{group_norm, group_norm_add_relu, group_norm_relu};
 pub use mask_paste::paste_masks;
 pub use matmul::{conv_transpose_2x2, linear};

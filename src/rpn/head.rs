@@ -4,10 +4,9 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use crate::ops::conv2d;
+use crate::ops::{conv2d_pair, conv2d_relu};
 
 /// Keys `rpn_conv.{weight,bias}`, `rpn_cls.{weight,bias}`, `rpn_reg.{weight,bias}`.
 #[derive(Module, Debug)]
@@ -46,7 +45,6 @@ impl RpnHeadConfig {
 impl RpnHead {
     /// Objectness logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` of one pyramid level.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        let x = relu(conv2d(&self.rpn_conv, x));
-        (conv2d(&self.rpn_cls, x.clone()), conv2d(&self.rpn_reg, x))
+        conv2d_pair(&self.rpn_cls, &self.rpn_reg, conv2d_relu(&self.rpn_conv, x))
     }
 }

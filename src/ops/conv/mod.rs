@@ -8,6 +8,7 @@ mod winograd;
 
 use burn::nn::PaddingConfig2d;
 use burn::nn::conv::Conv2d;
+use burn::tensor::activation::relu;
 use burn::tensor::{DType, Tensor};
 
 use super::dispatch::{Impl, Op, implementation};
@@ -18,7 +19,7 @@ use crate::precision::compute_in_f32;
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let op = if is_winograd_shape(conv) { Op::Conv3x3 } else { Op::Conv };
     match (implementation(op, &x.device(), x.dtype()), plain_padding(conv)) {
-        (Impl::Host, _) if op == Op::Conv3x3 => winograd_conv(conv, x),
+        (Impl::Host, _) if op == Op::Conv3x3 => winograd_conv(conv, x, false),
         (Impl::Host, Some(padding)) => im2col_conv(conv, x, padding),
         (Impl::Cube, Some(padding)) => {
             let [k, ..] = conv.weight.dims();
@@ -31,25 +32,60 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     }
 }
 
+/// `relu(conv.forward(x))`; the Winograd host kernel applies the ReLU as it writes its output.
+pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if is_winograd_shape(conv) && implementation(Op::Conv3x3, &x.device(), x.dtype()) == Impl::Host {
+        return winograd_conv(conv, x, true);
+    }
+    relu(conv2d(conv, x))
+}
+
+/// Two convs of the same shape on one input (the RPN's objectness and box branches): on flex one GEMM pass
+/// over the input with the filters stacked, its output split; elsewhere the two convs.
+pub fn conv2d_pair(a: &Conv2d, b: &Conv2d, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    let same = a.kernel_size == b.kernel_size && a.stride == b.stride && a.padding == b.padding;
+    let same = same && a.dilation == b.dilation && a.groups == b.groups && a.bias.is_some() == b.bias.is_some();
+    let op = if is_winograd_shape(a) { Op::Conv3x3 } else { Op::Conv };
+    match (implementation(op, &x.device(), x.dtype()), plain_padding(a)) {
+        (Impl::Host, Some(padding)) if same && op == Op::Conv => {
+            let ka = a.weight.dims()[0];
+            let weight = Tensor::cat(vec![a.weight.val(), b.weight.val()], 0);
+            let bias = match (&a.bias, &b.bias) {
+                (Some(ba), Some(bb)) => Some(Tensor::cat(vec![ba.val(), bb.val()], 0)),
+                _ => None,
+            };
+            let y = im2col_host(weight, bias, (a.kernel_size, a.stride), x, padding);
+            let k = y.dims()[1];
+            (y.clone().narrow(1, 0, ka), y.narrow(1, ka, k - ka))
+        }
+        _ => (conv2d(a, x.clone()), conv2d(b, x)),
+    }
+}
+
 /// The Winograd host kernel on flex's host buffers.
-fn winograd_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+fn winograd_conv(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
     let [k, ..] = conv.weight.dims();
     let weight = flex::to_host(conv.weight.val());
     let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
     let u = winograd::transform_filters(&weight, k, c);
-    let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref());
+    let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
     flex::from_host(y, [n, k, h, w], &device)
 }
 
 /// im2col + GEMM on flex's host buffers.
 fn im2col_conv(conv: &Conv2d, x: Tensor<4>, padding: [usize; 4]) -> Tensor<4> {
+    im2col_host(conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), (conv.kernel_size, conv.stride), x, padding)
+}
+
+/// `weight` (`[K, C, kh, kw]`) and `bias` with the given (kernel, stride) and padding, by im2col + GEMM.
+fn im2col_host(weight: Tensor<4>, bias: Option<Tensor<1>>, (kernel, stride): ([usize; 2], [usize; 2]), x: Tensor<4>, padding: [usize; 4]) -> Tensor<4> {
     let device = x.device();
-    let [k, _, kh, kw] = conv.weight.dims();
-    let shape = im2col::ConvShape { input: x.dims(), k, kernel: [kh, kw], stride: conv.stride, padding };
-    let weight = flex::to_host(conv.weight.val());
-    let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
+    let k = weight.dims()[0];
+    let shape = im2col::ConvShape { input: x.dims(), k, kernel, stride, padding };
+    let weight = flex::to_host(weight);
+    let bias = bias.map(flex::to_host);
     let y = im2col::conv2d(&flex::to_host(x), &weight, bias.as_deref(), shape);
     let [oh, ow] = shape.output_hw();
     flex::from_host(y, [shape.input[0], k, oh, ow], &device)
@@ -81,6 +117,26 @@ mod tests {
     use super::*;
     use burn::nn::conv::Conv2dConfig;
     use burn::tensor::{Device, Distribution};
+
+    /// The RPN's pair of 1x1 convs and the fused ReLU equal Burn's separate ops.
+    #[test]
+    fn pair_and_relu_equal_separate_convs() {
+        let device = Device::flex();
+        let x = Tensor::<4>::random([2, 16, 9, 11], Distribution::Normal(0.0, 1.0), &device);
+        let a = Conv2dConfig::new([16, 3], [1, 1]).init(&device);
+        let b = Conv2dConfig::new([16, 12], [1, 1]).init(&device);
+        let close = |p: Tensor<4>, q: Tensor<4>| {
+            assert_eq!(p.dims(), q.dims());
+            let (p, q) = (p.into_data().try_to_vec::<f32>().unwrap(), q.into_data().try_to_vec::<f32>().unwrap());
+            let max = p.iter().zip(&q).map(|(u, v)| (u - v).abs()).fold(0f32, f32::max);
+            assert!(max < 1e-5, "max diff {max}");
+        };
+        let (ya, yb) = conv2d_pair(&a, &b, x.clone());
+        close(ya, a.forward(x.clone()));
+        close(yb, b.forward(x.clone()));
+        let c3 = Conv2dConfig::new([16, 8], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
+        close(conv2d_relu(&c3, x.clone()), relu(c3.forward(x)));
+    }
 
     /// The dispatched conv equals Burn's own on flex, with and without bias, on a map and on a batch of RoIs;
     /// a strided 3x3 conv keeps Burn's path.

@@ -85,12 +85,19 @@ unsafe impl Sync for SharedMut {}
 unsafe impl Send for SharedMut {}
 
 /// `x: [N, C, H, W]` (contiguous) convolved with filters already transformed by [`transform_filters`] (`K`
-/// outputs), plus an optional bias: `[N, K, H, W]`.
-pub fn conv3x3(x: &[f32], shape: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
-    conv3x3_with(Simd::detect(), x, shape, u, k, bias)
+/// outputs), plus an optional bias, then ReLU if `relu`: `[N, K, H, W]`.
+pub fn conv3x3(x: &[f32], shape: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
+    conv3x3_with(Simd::detect(), x, shape, u, k, Epilogue { bias, relu })
 }
 
-fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
+/// What the output transform adds: a bias per output channel, then ReLU.
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: usize, epilogue: Epilogue) -> Vec<f32> {
     assert_eq!(x.len(), n * c * h * w);
     let (cp, kp) = (c.next_multiple_of(LANES), k.next_multiple_of(LANES));
     assert_eq!(u.len(), A * A * cp * kp);
@@ -124,7 +131,7 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
             }
         });
         o[..count * A * A * kp].par_chunks(A * A * kp).enumerate().for_each(|(t, o)| {
-            simd.output_tile(o, &grid, grid.tile(first + t), bias, shared_out);
+            simd.output_tile(o, &grid, grid.tile(first + t), epilogue, shared_out);
         });
     }
     out
@@ -207,15 +214,15 @@ impl Simd {
         }
     }
 
-    fn output_tile(self, o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+    fn output_tile(self, o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
         match self {
             // SAFETY: `Simd::detect` saw the CPU support these features.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { output_tile_avx512(o, g, t, bias, out) },
+            Simd::Avx512 => unsafe { output_tile_avx512(o, g, t, e, out) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { output_tile_avx2(o, g, t, bias, out) },
-            Simd::Baseline => output_tile(o, g, t, bias, out),
+            Simd::Avx2 => unsafe { output_tile_avx2(o, g, t, e, out) },
+            Simd::Baseline => output_tile(o, g, t, e, out),
         }
     }
 }
@@ -234,14 +241,14 @@ fn input_tile_avx2(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn output_tile_avx512(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
-    output_tile(o, g, t, bias, out)
+fn output_tile_avx512(o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
+    output_tile(o, g, t, e, out)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn output_tile_avx2(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
-    output_tile(o, g, t, bias, out)
+fn output_tile_avx2(o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
+    output_tile(o, g, t, e, out)
 }
 
 /// `v[xi, ci] = (Bt d B)[xi]` for one tile and every channel, `d` its 6x6 window of the padded input;
@@ -264,10 +271,10 @@ fn input_tile(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
     }
 }
 
-/// `Y = At M A` (+ bias) for one tile and every output channel, written to the tile's pixels; `o` is the
+/// `Y = At M A` (+ bias, ReLU) for one tile and every output channel, written to the tile's pixels; `o` is the
 /// tile's `[36, Kp]`.
 #[inline(always)]
-fn output_tile(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMut) {
+fn output_tile(o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
     let (mut mm, mut tmp, mut y) = ([[ZERO; A]; A], [[ZERO; A]; M], [[ZERO; M]; M]);
     let (rows, cols) = (M.min(g.h - t.y), M.min(g.w - t.x));
     for k0 in (0..g.k).step_by(LANES) {
@@ -276,14 +283,15 @@ fn output_tile(o: &[f32], g: &Grid, t: Tile, bias: Option<&[f32]>, out: SharedMu
         }
         output_transform(&mm, &mut tmp, &mut y);
         for l in 0..LANES.min(g.k - k0) {
-            let b = bias.map_or(0.0, |b| b[k0 + l]);
+            let b = e.bias.map_or(0.0, |b| b[k0 + l]);
             let base = ((t.n * g.k + k0 + l) * g.h + t.y) * g.w + t.x;
             for (i, row) in y.iter().enumerate().take(rows) {
                 for (j, v) in row.iter().enumerate().take(cols) {
                     // SAFETY: t.y + i < h, t.x + j < w, t.n < N and k0 + l < K, so the index is inside the
                     // N*K*H*W output. That pixel belongs to this tile only, and each tile to one task of the
                     // parallel loop: no other thread writes this element.
-                    unsafe { out.0.add(base + i * g.w + j).write(v[l] + b) };
+                    let y = v[l] + b;
+                    unsafe { out.0.add(base + i * g.w + j).write(if e.relu { y.max(0.0) } else { y }) };
                 }
             }
         }
@@ -385,13 +393,15 @@ mod tests {
             let bias: Vec<f32> = (0..k).map(|_| rnd()).collect();
             let expect = direct(&x, shape, &wt, k, &bias);
             for simd in Simd::all_available() {
-                let got = conv3x3_with(simd, &x, shape, &transform_filters(&wt, k, c), k, Some(&bias));
+                let got = conv3x3_with(simd, &x, shape, &transform_filters(&wt, k, c), k, Epilogue { bias: Some(&bias), relu: false });
                 let num: f64 = got.iter().zip(&expect).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
                 let den: f64 = expect.iter().map(|b| (*b as f64).powi(2)).sum();
                 let rel = (num / den).sqrt();
                 eprintln!("{shape:?} -> {k}, input offset {offset}, {simd:?}: rel L2 {rel:.2e}");
                 // F(4x4) rounds more than a direct f32 conv (~1e-7 from this reference): measured up to 2.9e-6.
                 assert!(rel < 4e-6, "{shape:?} {simd:?}: rel L2 {rel}");
+                let relu = conv3x3_with(simd, &x, shape, &transform_filters(&wt, k, c), k, Epilogue { bias: Some(&bias), relu: true });
+                assert!(relu.iter().zip(&got).all(|(r, g)| *r == g.max(0.0)), "{shape:?} {simd:?}: ReLU epilogue");
             }
         }
     }
