@@ -17,7 +17,7 @@ pub fn add_upsampled_2x(fine: Tensor<4>, coarse: Tensor<4>) -> Tensor<4> {
     }
     let device = fine.device();
     let mut values = flex::to_host(fine);
-    add_upsampled_in_place(&mut values, &flex::to_host(coarse), w);
+    add_upsampled_in_place(&mut values, &flex::host_values(coarse), w);
     flex::from_host(values, [n, c, 2 * h, 2 * w], &device)
 }
 

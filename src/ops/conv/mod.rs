@@ -70,7 +70,7 @@ fn winograd_conv(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let weight = flex::to_host(conv.weight.val());
     let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
     let u = winograd::transform_filters(&weight, k, c);
-    let y = winograd::conv3x3(&flex::to_host(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
+    let y = winograd::conv3x3(&flex::host_values(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
     flex::from_host(y, [n, k, h, w], &device)
 }
 
@@ -86,7 +86,7 @@ fn im2col_host(weight: Tensor<4>, bias: Option<Tensor<1>>, (kernel, stride): ([u
     let shape = im2col::ConvShape { input: x.dims(), k, kernel, stride, padding };
     let weight = flex::to_host(weight);
     let bias = bias.map(flex::to_host);
-    let y = im2col::conv2d(&flex::to_host(x), &weight, bias.as_deref(), shape);
+    let y = im2col::conv2d(&flex::host_values(x), &weight, bias.as_deref(), shape);
     let [oh, ow] = shape.output_hw();
     flex::from_host(y, [shape.input[0], k, oh, ow], &device)
 }

@@ -10,12 +10,13 @@ mod host;
 
 use std::sync::OnceLock;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
 use cube::roi_align_level;
 use host::roi_align_single;
 use super::dispatch::{Impl, Op, implementation};
+use super::flex::{self, HostValues};
 use crate::structures::BBox;
 
 /// RoIAlign settings of one branch (7x7 for boxes, 14x14 for masks).
@@ -75,8 +76,12 @@ impl RoiFeatures {
                 .iter()
                 .map(|t| {
                     let [_, channels, height, width] = t.dims();
-                    // Converted: f16 features (flex at f16) read as f32; flex memory is the host's, no transfer.
-                    let chw = t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32");
+                    // f32 read in place; f16 features (flex at f16) converted to f32. Flex memory is the host's.
+                    let chw = if t.dtype() == DType::F32 {
+                        flex::host_values(t.clone())
+                    } else {
+                        HostValues::Owned(t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32"))
+                    };
                     let mut data = vec![0f32; chw.len()];
                     data.par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
                         for (ci, plane) in chw.chunks_exact(height * width).enumerate() {
