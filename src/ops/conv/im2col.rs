@@ -64,12 +64,17 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
     // Columns per block: `col` within ~2 MiB (an L2), at least 256 for the GEMM, and enough blocks for every thread.
     let per_block = ((1usize << 19) / rows).clamp(256, 4096).min(pixels.div_ceil(2 * rayon::current_num_threads()).max(64));
     let blocks_per_image = pixels.div_ceil(per_block);
-    let mut out = vec![0f32; n * s.k * pixels];
+    let len = n * s.k * pixels;
+    // Not zeroed: the GEMMs write every element (they do not read the destination: `read_dst` false) before the
+    // bias reads it, all through raw pointers; the length is set once all are written.
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let shared = SharedOut(out.as_mut_ptr());
     if s.pointwise() {
-        pointwise(x, weight, bias, s, &mut out);
+        pointwise(x, weight, bias, s, shared);
+        // SAFETY: capacity `len`; each image's GEMM wrote its K x pixels block, together all `len` elements.
+        unsafe { out.set_len(len) };
         return out;
     }
-    let shared = SharedOut(out.as_mut_ptr());
     (0..n * blocks_per_image).into_par_iter().for_each(|b| {
         let shared = shared;
         let (ni, first) = (b / blocks_per_image, (b % blocks_per_image) * per_block);
@@ -99,25 +104,34 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
             }
         }
     });
+    // SAFETY: capacity `len`; the blocks cover every (image, pixel) and each GEMM wrote all K rows of its block.
+    unsafe { out.set_len(len) };
     out
 }
 
 /// A 1x1 stride-1 conv: per image one GEMM on the input as it is, threaded by the GEMM itself (it splits
 /// a large problem better than fixed blocks: measured 175 against 132 GFLOP/s).
-fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out: &mut [f32]) {
+fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out: SharedOut) {
     let [n, c, h, w] = s.input;
     let pixels = h * w;
-    for (image, dst) in x.chunks_exact(c * pixels).zip(out.chunks_exact_mut(s.k * pixels)).take(n) {
-        // SAFETY: dst is K x pixels (row stride pixels), weight K x C (row stride C), image C x pixels (row
-        // stride pixels), all with unit column strides: exactly the three slices.
+    for (ni, image) in x.chunks_exact(c * pixels).enumerate().take(n) {
+        let dst = SharedOut(out.0.wrapping_add(ni * s.k * pixels));
+        // SAFETY: dst is image ni's K x pixels block of the N*K*pixels output (row stride pixels), weight K x C
+        // (row stride C), image C x pixels (row stride pixels), all with unit column strides.
         unsafe {
             gemm(
-                s.k, pixels, c, dst.as_mut_ptr(), 1, pixels as isize, false, weight.as_ptr(), 1, c as isize,
+                s.k, pixels, c, dst.0, 1, pixels as isize, false, weight.as_ptr(), 1, c as isize,
                 image.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, Parallelism::Rayon(0),
             );
         }
         if let Some(bias) = bias {
-            dst.par_chunks_mut(pixels).zip(bias).for_each(|(row, b)| row.iter_mut().for_each(|v| *v += b));
+            (0..s.k).into_par_iter().for_each(|ki| {
+                let dst = dst;
+                for p in 0..pixels {
+                    // SAFETY: row ki of the block just written; each row is updated by one task only.
+                    unsafe { *dst.0.add(ki * pixels + p) += bias[ki] };
+                }
+            });
         }
     }
 }

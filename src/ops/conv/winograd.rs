@@ -105,10 +105,20 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
     let xp = padded_channels_last(x, &grid, c);
     let tiles = n * grid.th * grid.tw;
     let block = block_tiles(cp + kp).min(tiles);
-    let mut v = vec![0f32; block * A * A * cp];
-    let mut o = vec![0f32; block * A * A * kp];
-    let mut out = vec![0f32; n * k * h * w];
+    let len = n * k * h * w;
+    // Not zeroed: every element is written once by the output transform (through `shared_out`, never read
+    // before), and the length is set after the last block.
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     let shared_out = SharedMut(out.as_mut_ptr());
+    // Kept between calls (zeroing 12 MiB per conv cost more than the transforms of a small map); taken out of the
+    // thread-local for the call, so a conv that work stealing nests inside this one gets buffers of its own.
+    let (mut v, mut o) = BLOCKS.take();
+    if v.len() < block * A * A * cp {
+        v.resize(block * A * A * cp, 0.0);
+    }
+    if o.len() < block * A * A * kp {
+        o.resize(block * A * A * kp, 0.0);
+    }
     for first in (0..tiles).step_by(block) {
         let count = block.min(tiles - first);
         v[..count * A * A * cp].par_chunks_mut(A * A * cp).enumerate().for_each(|(t, v)| {
@@ -134,7 +144,17 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
             simd.output_tile(o, &grid, grid.tile(first + t), epilogue, shared_out);
         });
     }
+    BLOCKS.set((v, o));
+    // SAFETY: capacity is `len`, and the output transforms wrote all `len` elements: the tiles cover every
+    // (image, row, column) and each tile writes all K channels of its pixels inside the map.
+    unsafe { out.set_len(len) };
     out
+}
+
+thread_local! {
+    /// The transformed input and GEMM output of a block (`[tiles, 36, Cp]`, `[tiles, 36, Kp]`), kept per calling
+    /// thread between convolutions.
+    static BLOCKS: std::cell::Cell<(Vec<f32>, Vec<f32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// Tiles per block: the block's transformed input and GEMM output (`36 x (Cp + Kp) x tiles` floats) stay within

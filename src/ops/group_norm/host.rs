@@ -5,6 +5,8 @@
 
 use rayon::prelude::*;
 
+use crate::ops::simd::Simd;
+
 /// What the normalising pass applies after the affine, in the same f32 order as the separate ops.
 #[derive(Clone, Copy)]
 pub enum Then<'a> {
@@ -27,29 +29,68 @@ pub fn group_norm_in_place(x: &mut [f32], channels: usize, hw: usize, groups: us
     if let Then::AddRelu(residual) = then {
         assert_eq!(residual.len(), x.len(), "residual shaped like the input");
     }
-    x.par_chunks_mut(chunk).enumerate().for_each(|(i, values)| {
-        let count = values.len() as f64;
-        let mean = lane_sum(values, |v| v) / count;
-        let mean32 = mean as f32;
-        let var = lane_sum(values, |v| (v - mean32) * (v - mean32)) / count;
-        let inv_std = 1.0 / (var + eps).sqrt();
-        let first = (i % groups) * per_group;
-        for (j, plane) in values.chunks_mut(hw).enumerate() {
-            let scale = (gamma[first + j] as f64 * inv_std) as f32;
-            let shift = beta[first + j];
-            match then {
-                Then::Nothing => plane.iter_mut().for_each(|v| *v = (*v - mean32) * scale + shift),
-                Then::Relu => plane.iter_mut().for_each(|v| *v = ((*v - mean32) * scale + shift).max(0.0)),
-                Then::AddRelu(residual) => {
-                    let r = &residual[i * chunk + j * hw..][..hw];
-                    plane.iter_mut().zip(r).for_each(|(v, r)| *v = ((*v - mean32) * scale + shift + r).max(0.0));
-                }
-            }
-        }
+    let simd = Simd::detect();
+    let p = Params { hw, groups, per_group, gamma, beta, eps, then };
+    x.par_chunks_mut(chunk).enumerate().for_each(|(i, values)| match simd {
+        // SAFETY: `Simd::detect` saw the CPU support these features.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { normalise_avx512(values, i, &p) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { normalise_avx2(values, i, &p) },
+        Simd::Baseline => normalise(values, i, &p),
     });
 }
 
+/// What every (sample, group) chunk needs.
+struct Params<'a> {
+    hw: usize,
+    groups: usize,
+    per_group: usize,
+    gamma: &'a [f32],
+    beta: &'a [f32],
+    eps: f64,
+    then: Then<'a>,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn normalise_avx512(values: &mut [f32], i: usize, p: &Params) {
+    normalise(values, i, p)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn normalise_avx2(values: &mut [f32], i: usize, p: &Params) {
+    normalise(values, i, p)
+}
+
+/// Chunk `i` (sample `i / groups`, group `i % groups`): statistics, then the normalising pass.
+#[inline(always)]
+fn normalise(values: &mut [f32], i: usize, p: &Params) {
+    let count = values.len() as f64;
+    let mean = lane_sum(values, |v| v) / count;
+    let mean32 = mean as f32;
+    let var = lane_sum(values, |v| (v - mean32) * (v - mean32)) / count;
+    let inv_std = 1.0 / (var + p.eps).sqrt();
+    let first = (i % p.groups) * p.per_group;
+    let chunk = values.len();
+    for (j, plane) in values.chunks_mut(p.hw).enumerate() {
+        let scale = (p.gamma[first + j] as f64 * inv_std) as f32;
+        let shift = p.beta[first + j];
+        match p.then {
+            Then::Nothing => plane.iter_mut().for_each(|v| *v = (*v - mean32) * scale + shift),
+            Then::Relu => plane.iter_mut().for_each(|v| *v = ((*v - mean32) * scale + shift).max(0.0)),
+            Then::AddRelu(residual) => {
+                let r = &residual[i * chunk + j * p.hw..][..p.hw];
+                plane.iter_mut().zip(r).for_each(|(v, r)| *v = ((*v - mean32) * scale + shift + r).max(0.0));
+            }
+        }
+    }
+}
+
 /// `sum f(v)` with 16 f32 lanes per 1024-value block, blocks added in f64.
+#[inline(always)]
 fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32 + Copy) -> f64 {
     values
         .chunks(1024)
