@@ -52,6 +52,23 @@ fn ops(c: &mut Criterion) {
     g.bench_function("host_conv1x1s2_256to512_200x304", |b| fresh(b, &x, &device, |t| conv2d(&s2, t)));
     let w = c1.weight.val().reshape([1024, 256]);
     g.bench_function("matmul1x1_256to1024_200x304", |b| fresh(b, &x, &device, |t| w.clone().matmul(t.reshape([256, 200 * 304])).reshape([1, 1024, 200, 304])));
+    // The GEMM rate the floors divide by (`benches/floors.py`): 36 single-threaded 256x256x512 GEMMs on
+    // column-major operands, spread over the threads, as the Winograd phases run them (2 * 36 * 256^2 * 512 flop).
+    let (a, bm) = (vec![0.5f32; 256 * 256], vec![0.25f32; 256 * 512]);
+    let mut dst = vec![0f32; 36 * 256 * 512];
+    g.bench_function("gemm_36x256x256x512", |b| {
+        b.iter(|| {
+            use rayon::prelude::*;
+            dst.par_chunks_mut(256 * 512).for_each(|d| {
+                // SAFETY: d is 256 x 512 column-major (column stride 256), a 256 x 256 and bm 256 x 512, both
+                // column-major: every index lies in the three slices.
+                unsafe {
+                    gemm::gemm(256, 512, 256, d.as_mut_ptr(), 256, 1, false, a.as_ptr(), 256, 1, bm.as_ptr(), 256, 1,
+                        0.0, 1.0, false, false, false, gemm::Parallelism::None);
+                }
+            })
+        })
+    });
     let r = Tensor::<4>::random([1000, 256, 7, 7], Distribution::Default, &device);
     g.bench_function("conv3x3_1000x256x7x7", |b| fresh(b, &r, &device, |t| conv.forward(t)));
     g.bench_function("winograd_conv3x3_1000x256x7x7", |b| fresh(b, &r, &device, |t| conv2d(&conv, t)));

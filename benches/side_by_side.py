@@ -34,12 +34,14 @@ p = argparse.ArgumentParser()
 p.add_argument("weights")
 p.add_argument("image")
 p.add_argument("--rounds", type=int, default=5)
+p.add_argument("--model", default="r50-2x", choices=["r50-2x", "r101-2x"], help="the crate's config; the weights must fit it")
+p.add_argument("--settle", type=float, default=1.0, help="seconds of quiet before each contender (PyTorch's and ONNX Runtime's idle threads spin for a while after a call)")
 p.add_argument("--warm-images", type=int, default=4, help="copies of the image in the folder run (its first image is cold too)")
 p.add_argument("--infer", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "examples", "infer"))
 args = p.parse_args()
 
 register_all_modules(init_default_scope=True)
-cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "gn", "mask-rcnn_r50_fpn_gn-all_2x_coco.py"))
+cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "gn", f"mask-rcnn_{args.model.split('-')[0]}_fpn_gn-all_2x_coco.py"))
 cfg.model.backbone.init_cfg = None
 model = MODELS.build(copy.deepcopy(cfg.model))
 model.cfg = cfg
@@ -63,7 +65,7 @@ class BackboneNeck(torch.nn.Module):
 
 
 scratch = tempfile.mkdtemp(prefix="side-by-side-")
-onnx_path = os.path.join(scratch, "r50_backbone_fpn.onnx")
+onnx_path = os.path.join(scratch, "backbone_fpn.onnx")
 x = torch.randn(1, 3, 800, 1216)
 with torch.no_grad():
     torch.onnx.export(BackboneNeck(model).eval(), (x,), onnx_path, opset_version=17, input_names=["x"])
@@ -87,13 +89,14 @@ warm_dir = os.path.join(scratch, "warm")
 os.makedirs(warm_dir)
 for i in range(args.warm_images):
     shutil.copy(args.image, os.path.join(warm_dir, f"{i}{os.path.splitext(args.image)[1]}"))
-ours_args = ["--weights", args.weights, "--device", "flex", "--model", "r50-2x"]
+ours_args = ["--weights", args.weights, "--device", "flex", "--model", args.model]
 
 times = {k: [] for k in ["mmdet e2e", "ours e2e cold CLI (wall)", "ours e2e cold (predict)", "ours e2e folder (per image)",
                           "ours backbone+FPN (cold)", "torch backbone+FPN", "onnxruntime backbone+FPN", "openvino backbone+FPN"]}
 
 
 def timed(f):
+    time.sleep(args.settle)
     t = time.perf_counter()
     f()
     return time.perf_counter() - t
@@ -103,6 +106,7 @@ for r in range(args.rounds):
     with torch.no_grad():
         times["mmdet e2e"].append(timed(lambda: inference_detector(model, args.image)))
         times["torch backbone+FPN"].append(timed(lambda: BackboneNeck(model)(x)))
+    time.sleep(args.settle)
     t = time.perf_counter()
     out = subprocess.run([args.infer, args.image, *ours_args, "--timings"], capture_output=True, text=True, check=True).stdout
     times["ours e2e cold CLI (wall)"].append(time.perf_counter() - t)
@@ -110,6 +114,7 @@ for r in range(args.rounds):
     times["ours backbone+FPN (cold)"].append(float(re.search(r"backbone\+fpn (\d+) ms", out).group(1)) / 1e3)
     times["onnxruntime backbone+FPN"].append(timed(lambda: ort_sess.run(None, {"x": feed})))
     times["openvino backbone+FPN"].append(timed(lambda: ov_model(feed)))
+    time.sleep(args.settle)
     out = subprocess.run([args.infer, warm_dir, *ours_args], capture_output=True, text=True, check=True).stdout
     n, secs = re.search(r"(\d+) images in ([\d.]+) s", out).groups()
     times["ours e2e folder (per image)"].append(float(secs) / int(n))
