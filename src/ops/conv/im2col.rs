@@ -46,6 +46,13 @@ struct SharedOut(*mut f32);
 unsafe impl Sync for SharedOut {}
 unsafe impl Send for SharedOut {}
 
+impl SharedOut {
+    /// The pointer, through a method so closures capture the whole (`Sync`) struct, not its raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 thread_local! {
     /// Each worker's `col` block, kept between blocks and calls.
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -76,7 +83,6 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
         return out;
     }
     (0..n * blocks_per_image).into_par_iter().for_each(|b| {
-        let shared = shared;
         let (ni, first) = (b / blocks_per_image, (b % blocks_per_image) * per_block);
         let count = per_block.min(pixels - first);
         let image = &x[ni * c * h * w..][..c * h * w];
@@ -89,7 +95,7 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
             // this thread's rows x count `col` (row stride count).
             unsafe {
                 gemm(
-                    s.k, count, rows, shared.0.add(ni * s.k * pixels + first), 1, pixels as isize, false,
+                    s.k, count, rows, shared.get().add(ni * s.k * pixels + first), 1, pixels as isize, false,
                     weight.as_ptr(), 1, rows as isize, col.as_ptr(), 1, count as isize, 0.0, 1.0, false, false,
                     false, Parallelism::None,
                 );
@@ -99,7 +105,7 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
             for (ki, b) in bias.iter().enumerate() {
                 for p in first..first + count {
                     // SAFETY: as for the GEMM: this block's own output elements.
-                    unsafe { *shared.0.add((ni * s.k + ki) * pixels + p) += b };
+                    unsafe { *shared.get().add((ni * s.k + ki) * pixels + p) += b };
                 }
             }
         }
@@ -126,10 +132,9 @@ fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out:
         }
         if let Some(bias) = bias {
             (0..s.k).into_par_iter().for_each(|ki| {
-                let dst = dst;
                 for p in 0..pixels {
                     // SAFETY: row ki of the block just written; each row is updated by one task only.
-                    unsafe { *dst.0.add(ki * pixels + p) += bias[ki] };
+                    unsafe { *dst.get().add(ki * pixels + p) += bias[ki] };
                 }
             });
         }

@@ -84,6 +84,13 @@ struct SharedMut(*mut f32);
 unsafe impl Sync for SharedMut {}
 unsafe impl Send for SharedMut {}
 
+impl SharedMut {
+    /// The pointer, through a method so closures capture the whole (`Sync`) struct, not its raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
 /// `x: [N, C, H, W]` (contiguous) convolved with filters already transformed by [`transform_filters`] (`K`
 /// outputs), plus an optional bias, then ReLU if `relu`: `[N, K, H, W]`.
 pub fn conv3x3(x: &[f32], shape: [usize; 4], u: &[f32], k: usize, bias: Option<&[f32]>, relu: bool) -> Vec<f32> {
@@ -126,7 +133,6 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
         });
         let o_ptr = SharedMut(o.as_mut_ptr());
         (0..A * A).into_par_iter().for_each(|xi| {
-            let o_ptr = o_ptr;
             // SAFETY: dst is the Kp x count matrix at o[xi * Kp..] with row stride 1 and column stride 36 * Kp
             // (o is [count, 36, Kp]); lhs the Kp x Cp matrix at u[xi * Cp * Kp..] (row stride 1, column stride
             // Kp); rhs the Cp x count matrix at v[xi * Cp..] (row stride 1, column stride 36 * Cp): every index
@@ -134,7 +140,7 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
             // nothing else touches o or v until the parallel loop ends.
             unsafe {
                 gemm(
-                    kp, count, cp, o_ptr.0.add(xi * kp), (A * A * kp) as isize, 1, false,
+                    kp, count, cp, o_ptr.get().add(xi * kp), (A * A * kp) as isize, 1, false,
                     u.as_ptr().add(xi * cp * kp), kp as isize, 1, v.as_ptr().add(xi * cp), (A * A * cp) as isize, 1,
                     0.0, 1.0, false, false, false, Parallelism::None,
                 );
