@@ -5,7 +5,7 @@
 //! | 3x3 stride-1 conv | host Winograd | Burn | plain CubeCL conv | Burn's tuned conv |
 //! | other convs | host im2col + GEMM | Burn | plain CubeCL conv | Burn's tuned conv |
 //! | fc layers | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
-//! | 2x2 stride-2 deconv | host GEMM per RoI | Burn | plain CubeCL matmul | Burn's tuned matmul |
+//! | 2x2 stride-2 deconv | host GEMM per RoI | host GEMM per RoI, in f32 | plain CubeCL matmul | Burn's tuned matmul |
 //! | GroupNorm (+ReLU, +residual) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
 //! | FPN upsample + add | host, in place | Burn | Burn | Burn |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |

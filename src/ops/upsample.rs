@@ -1,7 +1,7 @@
 //! FPN's top-down merge, `fine + nearest_upsample_2x(coarse)`: on flex in f32 one pass over host buffers, adding
 //! in place (Burn's composition, used elsewhere, materialises the upsampled map through a strided copy first).
 
-use burn::tensor::Tensor;
+use burn::tensor::{DType, Tensor};
 
 use super::dispatch::{Impl, Op, implementation};
 use super::flex;
@@ -11,7 +11,7 @@ use super::flex;
 pub fn add_upsampled_2x(fine: Tensor<4>, coarse: Tensor<4>) -> Tensor<4> {
     let [n, c, h, w] = coarse.dims();
     assert_eq!(fine.dims(), [n, c, 2 * h, 2 * w], "the fine map is exactly twice the coarse one");
-    if implementation(Op::UpsampleAdd, &fine.device(), fine.dtype()) != Impl::Host {
+    if implementation(Op::UpsampleAdd, &fine.device(), fine.dtype()) != Impl::Host || coarse.dtype() != DType::F32 {
         let up = coarse.reshape([n, c, h, 1, w, 1]).expand([n, c, h, 2, w, 2]).reshape([n, c, 2 * h, 2 * w]);
         return fine.add(up);
     }
@@ -24,6 +24,9 @@ pub fn add_upsampled_2x(fine: Tensor<4>, coarse: Tensor<4>) -> Tensor<4> {
 /// `fine[2y + dy, 2x + dx] += coarse[y, x]` over planes of `coarse` rows `w` wide, fine rows `2w` wide.
 fn add_upsampled_in_place(fine: &mut [f32], coarse: &[f32], w: usize) {
     use rayon::prelude::*;
+    if w == 0 {
+        return;
+    }
     fine.par_chunks_mut(2 * 2 * w).zip(coarse.par_chunks(w)).for_each(|(rows, src)| {
         for row in rows.chunks_exact_mut(2 * w) {
             for (pair, v) in row.chunks_exact_mut(2).zip(src) {

@@ -109,10 +109,19 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
     let (cp, kp) = (c.next_multiple_of(LANES), k.next_multiple_of(LANES));
     assert_eq!(u.len(), A * A * cp * kp);
     let grid = Grid { n, k, h, w, cp, kp, th: h.div_ceil(M), tw: w.div_ceil(M) };
-    let xp = padded_channels_last(x, &grid, c);
     let tiles = n * grid.th * grid.tw;
-    let block = block_tiles(cp + kp).min(tiles);
     let len = n * k * h * w;
+    if tiles == 0 {
+        return Vec::new(); // no image or an empty map: len is 0 too
+    }
+    if cp == 0 {
+        // No input channel: every output is the bias (then ReLU).
+        let value = |ki: usize| epilogue.bias.map_or(0.0, |b| b[ki]);
+        let value = |ki: usize| if epilogue.relu { value(ki).max(0.0) } else { value(ki) };
+        return (0..n * k).flat_map(|p| std::iter::repeat_n(value(p % k), h * w)).collect();
+    }
+    let xp = padded_channels_last(x, &grid, c);
+    let block = block_tiles(cp + kp).min(tiles);
     // Not zeroed: every element is written once by the output transform (through `shared_out`, never read
     // before), and the length is set after the last block.
     let mut out: Vec<f32> = Vec::with_capacity(len);
@@ -406,7 +415,7 @@ mod tests {
         // Odd sizes (partial edge tiles), several images, single-pixel maps, more tiles than one block,
         // and post-ReLU-like inputs (all positive), where Winograd's cancellations are largest.
         let cases = [([2, 5, 7, 9], 3, 0.0), ([1, 64, 13, 6], 17, 0.0), ([3, 8, 1, 1], 4, 0.0), ([1, 256, 9, 7], 8, 0.0),
-            ([600, 16, 7, 7], 5, 0.0), ([1, 64, 23, 30], 9, 1.0)];
+            ([600, 16, 7, 7], 5, 0.0), ([1, 64, 23, 30], 9, 1.0), ([0, 8, 5, 5], 4, 0.0)];
         for (shape, k, offset) in cases {
             let [n, c, h, w] = shape;
             let mut seed = 12345u64;
@@ -420,6 +429,10 @@ mod tests {
             let expect = direct(&x, shape, &wt, k, &bias);
             for simd in Simd::all_available() {
                 let got = conv3x3_with(simd, &x, shape, &transform_filters(&wt, k, c), k, Epilogue { bias: Some(&bias), relu: false });
+                if expect.is_empty() {
+                    assert!(got.is_empty(), "{shape:?}: an empty batch gives an empty output");
+                    continue;
+                }
                 let num: f64 = got.iter().zip(&expect).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum();
                 let den: f64 = expect.iter().map(|b| (*b as f64).powi(2)).sum();
                 let rel = (num / den).sqrt();

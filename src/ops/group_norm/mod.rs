@@ -30,7 +30,8 @@ pub fn group_norm_relu(x: Tensor<4>, gn: &GroupNorm) -> Tensor<4> {
 /// `relu(group_norm(x) + residual)`, a ResNet block's end; on flex in f32 one pass after the statistics (two
 /// fewer over the block's largest tensor).
 pub fn group_norm_add_relu(x: Tensor<4>, gn: &GroupNorm, residual: Tensor<4>) -> Tensor<4> {
-    if implementation(Op::GroupNorm, &x.device(), x.dtype()) != Impl::Host || residual.dims() != x.dims() {
+    let host = implementation(Op::GroupNorm, &x.device(), x.dtype()) == Impl::Host;
+    if !host || residual.dims() != x.dims() || residual.dtype() != DType::F32 {
         return relu(group_norm(x, gn).add(residual));
     }
     let device = x.device();

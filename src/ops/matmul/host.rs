@@ -19,6 +19,9 @@ pub fn conv_transpose_2x2(x: &[f32], [n, c, h, w]: [usize; 4], weight: &[f32], k
     assert_eq!(x.len(), n * c * pixels);
     assert_eq!(weight.len(), c * k * 4);
     let mut out = vec![0f32; n * k * 4 * pixels];
+    if out.is_empty() {
+        return out;
+    }
     out.par_chunks_mut(k * 4 * pixels).zip(x.par_chunks(c * pixels)).for_each(|(dst, image)| {
         ROWS.with_borrow_mut(|rows| {
             rows.resize(4 * k * pixels, 0.0);

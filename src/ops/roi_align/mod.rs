@@ -53,8 +53,12 @@ pub struct RoiFeatures {
 }
 
 impl RoiFeatures {
-    /// The pyramid levels and their strides.
+    /// The pyramid levels of one image (batch 1: RoIs carry no image index) and their strides.
+    ///
+    /// # Panics
+    /// If a level holds more than one image (a programming error: `Detector` slices each image's levels).
     pub fn new(levels: Vec<Tensor<4>>, strides: Vec<usize>) -> Self {
+        assert!(levels.iter().all(|l| l.dims()[0] == 1), "RoiFeatures holds the levels of one image");
         Self { levels, strides, host: OnceLock::new() }
     }
 
