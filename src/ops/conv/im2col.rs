@@ -9,6 +9,8 @@ use std::cell::RefCell;
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use super::SharedMut;
+
 /// Geometry of one convolution: `[K, C, kh, kw]` filters, stride, padding `(top, left)`, input `[N, C, H, W]`.
 #[derive(Debug, Clone, Copy)]
 pub struct ConvShape {
@@ -38,21 +40,6 @@ impl ConvShape {
     }
 }
 
-/// The output written from parallel blocks.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: used only inside `conv2d`'s parallel loop, while the output buffer is alive and not otherwise
-// accessed; each block writes the columns of its own output pixels only (see there).
-unsafe impl Sync for SharedOut {}
-unsafe impl Send for SharedOut {}
-
-impl SharedOut {
-    /// The pointer, through a method so closures capture the whole (`Sync`) struct, not its raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 thread_local! {
     /// Each worker's `col` block, kept between blocks and calls.
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -75,7 +62,7 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
     // Not zeroed: the GEMMs write every element (they do not read the destination: `read_dst` false) before the
     // bias reads it, all through raw pointers; the length is set once all are written.
     let mut out: Vec<f32> = Vec::with_capacity(len);
-    let shared = SharedOut(out.as_mut_ptr());
+    let shared = SharedMut(out.as_mut_ptr());
     if s.pointwise() {
         pointwise(x, weight, bias, s, shared);
         // SAFETY: capacity `len`; each image's GEMM wrote its K x pixels block, together all `len` elements.
@@ -117,16 +104,16 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
 
 /// A 1x1 stride-1 conv: per image one GEMM on the input as it is, threaded by the GEMM itself (it splits
 /// a large problem better than fixed blocks: measured 175 against 132 GFLOP/s).
-fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out: SharedOut) {
+fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out: SharedMut) {
     let [n, c, h, w] = s.input;
     let pixels = h * w;
     for (ni, image) in x.chunks_exact(c * pixels).enumerate().take(n) {
-        let dst = SharedOut(out.0.wrapping_add(ni * s.k * pixels));
+        let dst = SharedMut(out.get().wrapping_add(ni * s.k * pixels));
         // SAFETY: dst is image ni's K x pixels block of the N*K*pixels output (row stride pixels), weight K x C
         // (row stride C), image C x pixels (row stride pixels), all with unit column strides.
         unsafe {
             gemm(
-                s.k, pixels, c, dst.0, 1, pixels as isize, false, weight.as_ptr(), 1, c as isize,
+                s.k, pixels, c, dst.get(), 1, pixels as isize, false, weight.as_ptr(), 1, c as isize,
                 image.as_ptr(), 1, pixels as isize, 0.0, 1.0, false, false, false, Parallelism::Rayon(0),
             );
         }

@@ -67,8 +67,8 @@ fn winograd_conv(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
     let [k, ..] = conv.weight.dims();
-    let weight = flex::to_host(conv.weight.val());
-    let bias = conv.bias.as_ref().map(|b| flex::to_host(b.val()));
+    let weight = flex::host_values(conv.weight.val());
+    let bias = conv.bias.as_ref().map(|b| flex::host_values(b.val()));
     let u = winograd::transform_filters(&weight, k, c);
     let y = winograd::conv3x3(&flex::host_values(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
     flex::from_host(y, [n, k, h, w], &device)
@@ -84,11 +84,26 @@ fn im2col_host(weight: Tensor<4>, bias: Option<Tensor<1>>, (kernel, stride): ([u
     let device = x.device();
     let k = weight.dims()[0];
     let shape = im2col::ConvShape { input: x.dims(), k, kernel, stride, padding };
-    let weight = flex::to_host(weight);
-    let bias = bias.map(flex::to_host);
+    let weight = flex::host_values(weight);
+    let bias = bias.map(flex::host_values);
     let y = im2col::conv2d(&flex::host_values(x), &weight, bias.as_deref(), shape);
     let [oh, ow] = shape.output_hw();
     flex::from_host(y, [shape.input[0], k, oh, ow], &device)
+}
+
+/// A pointer for the host kernels' parallel writes to disjoint elements of one output buffer.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: each kernel uses it only inside its parallel loops, while the buffer it points to is alive and not
+// otherwise accessed, and its threads write disjoint elements (each use says why).
+unsafe impl Sync for SharedMut {}
+unsafe impl Send for SharedMut {}
+
+impl SharedMut {
+    /// The pointer, through a method so closures capture the whole (`Sync`) struct, not its raw field.
+    fn get(self) -> *mut f32 {
+        self.0
+    }
 }
 
 /// `(top, left, bottom, right)` when the plain kernel covers `conv` (explicit or no padding, no dilation, no groups).

@@ -13,6 +13,7 @@
 use gemm::{Parallelism, gemm};
 use rayon::prelude::*;
 
+use super::SharedMut;
 use crate::ops::simd::Simd;
 
 /// Output tile side, and input tile side (output + 2 for the 3x3 support).
@@ -74,21 +75,6 @@ pub fn transform_filters(weight: &[f32], k: usize, c: usize) -> Vec<f32> {
         }
     });
     u
-}
-
-/// A pointer for parallel writes to disjoint elements of one buffer.
-#[derive(Clone, Copy)]
-struct SharedMut(*mut f32);
-// SAFETY: used only inside `conv3x3`, while the buffer it points to is alive and not otherwise accessed; the
-// threads sharing it write disjoint elements (each use says why).
-unsafe impl Sync for SharedMut {}
-unsafe impl Send for SharedMut {}
-
-impl SharedMut {
-    /// The pointer, through a method so closures capture the whole (`Sync`) struct, not its raw field.
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// `x: [N, C, H, W]` (contiguous) convolved with filters already transformed by [`transform_filters`] (`K`
@@ -326,7 +312,7 @@ fn output_tile(o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
                     // N*K*H*W output. That pixel belongs to this tile only, and each tile to one task of the
                     // parallel loop: no other thread writes this element.
                     let y = v[l] + b;
-                    unsafe { out.0.add(base + i * g.w + j).write(if e.relu { y.max(0.0) } else { y }) };
+                    unsafe { out.get().add(base + i * g.w + j).write(if e.relu { y.max(0.0) } else { y }) };
                 }
             }
         }

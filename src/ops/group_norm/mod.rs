@@ -34,18 +34,13 @@ pub fn group_norm_add_relu(x: Tensor<4>, gn: &GroupNorm, residual: Tensor<4>) ->
     if !host || residual.dims() != x.dims() || residual.dtype() != DType::F32 {
         return relu(group_norm(x, gn).add(residual));
     }
-    let device = x.device();
-    let [n, c, h, w] = x.dims();
-    let mut values = flex::to_host(x);
-    let (gamma, beta) = (flex::to_host(affine(&gn.gamma)), flex::to_host(affine(&gn.beta)));
     let residual = flex::host_values(residual);
-    host::group_norm_in_place(&mut values, c, h * w, gn.num_groups, &gamma, &beta, gn.epsilon, Then::AddRelu(&residual));
-    flex::from_host(values, [n, c, h, w], &device)
+    host_group_norm(x, gn, Then::AddRelu(&residual))
 }
 
 fn forward(x: Tensor<4>, gn: &GroupNorm, relu_after: bool) -> Tensor<4> {
     match implementation(Op::GroupNorm, &x.device(), x.dtype()) {
-        Impl::Host => host_group_norm(x, gn, relu_after),
+        Impl::Host => host_group_norm(x, gn, if relu_after { Then::Relu } else { Then::Nothing }),
         Impl::Cube => cube::group_norm(x, affine(&gn.gamma), affine(&gn.beta), gn.num_groups, gn.epsilon, relu_after),
         Impl::Burn => {
             // flex in a reduced precision (f16): Burn's composition in f32, the result back in the input's dtype.
@@ -62,12 +57,12 @@ fn affine(p: &Option<Param<Tensor<1>>>) -> Tensor<1> {
     p.as_ref().expect("GroupNorm is affine (GroupNormConfig's default)").val()
 }
 
-fn host_group_norm(x: Tensor<4>, gn: &GroupNorm, relu: bool) -> Tensor<4> {
+/// The host kernel in place on `x`'s buffer, then `then`.
+fn host_group_norm(x: Tensor<4>, gn: &GroupNorm, then: Then) -> Tensor<4> {
     let device = x.device();
     let [n, c, h, w] = x.dims();
     let mut values = flex::to_host(x);
-    let (gamma, beta) = (flex::to_host(affine(&gn.gamma)), flex::to_host(affine(&gn.beta)));
-    let then = if relu { Then::Relu } else { Then::Nothing };
+    let (gamma, beta) = (flex::host_values(affine(&gn.gamma)), flex::host_values(affine(&gn.beta)));
     host::group_norm_in_place(&mut values, c, h * w, gn.num_groups, &gamma, &beta, gn.epsilon, then);
     flex::from_host(values, [n, c, h, w], &device)
 }

@@ -43,8 +43,8 @@ pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     match implementation(Op::Deconv2x2, &x.device(), x.dtype()) {
         Impl::Host if plain => {
             let device = x.device();
-            let bias = up.bias.as_ref().map(|b| flex::to_host(b.val()));
-            let y = host::conv_transpose_2x2(&flex::host_values(x), [n, c, h, w], &flex::to_host(up.weight.val()), k, bias.as_deref());
+            let bias = up.bias.as_ref().map(|b| flex::host_values(b.val()));
+            let y = host::conv_transpose_2x2(&flex::host_values(x), [n, c, h, w], &flex::host_values(up.weight.val()), k, bias.as_deref());
             return flex::from_host(y, [n, k, 2 * h, 2 * w], &device);
         }
         Impl::Cube if plain => {}
