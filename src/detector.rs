@@ -1,7 +1,7 @@
 //! The inference pipeline: image -> preprocess -> backbone -> neck -> RPN -> RoI heads -> masks -> detections.
 //!
 //! Tensors stay on the model's device except at three deliberate read-backs, the small sequential parts:
-//! the RPN logits and the chosen anchors' deltas (for top-k, decoding and NMS), the box head outputs (for per-class NMS) and the binary
+//! the RPN's chosen anchors with their logits and deltas (for decoding and NMS), the box head outputs (for per-class NMS) and the binary
 //! masks (packed bits of each box's window, pasted on the device). RoIAlign and the mask paste run on the device
 //! (CubeCL kernels on the GPU backends; on flex the host references, flex tensors being host memory); the boxes
 //! go up to them from the host, where NMS left them.
@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backbone::BackboneFeatures;
 use crate::config::{ModelConfig, TestConfig};
@@ -17,15 +17,14 @@ use crate::error::{Error, Result};
 use crate::image::BgrImage;
 use crate::model::MaskRcnn;
 use crate::neck::PyramidFeatures;
-use crate::ops::dispatch::{Impl, Op, implementation};
 use crate::ops::readback::read_f32;
-use crate::ops::{RoiAlignConfig, RoiFeatures, roi_align};
+use crate::ops::{RoiAlignConfig, RoiFeatures, roi_align, top_k_anchors};
 use crate::output::Detections;
 use crate::postprocess::detector_postprocess;
 use crate::precision::Precision;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
 use crate::roi_heads::{BoxDetections, detect_boxes, mask_rcnn_inference};
-use crate::rpn::{LevelCandidates, Proposals, proposals, top_anchors};
+use crate::rpn::{LevelCandidates, Proposals, proposals};
 use crate::structures::BBox;
 use crate::weights::{StateDict, expected_keys, load_state_dict};
 
@@ -138,40 +137,16 @@ impl Detector {
         Ok(self.proposals_batch(pyramid, &[meta])?.remove(0))
     }
 
-    /// Each image's proposals from the RPN outputs of a batch, level by level. On flex every output is host
-    /// memory already. On a GPU only the logits come back; the `nms_pre` best anchors are chosen from them on the
-    /// host (as on flex, so the choice is the same) and only their deltas are gathered on the device and read:
-    /// at 800x1216, 1.05 MB per image instead of 4.86 MB (every delta). (Burn's device top-k did not finish in 5 minutes
-    /// for one 182400-logit level on lavapipe, so the choice stays on the host.)
+    /// Each image's proposals from the RPN outputs of a batch, level by level: the `nms_pre` best anchors of each
+    /// level are chosen where the outputs are ([`top_k_anchors`]: on a GPU only they and their deltas are read
+    /// back), then decoded and suppressed on the host.
     fn proposals_batch(&self, pyramid: &PyramidFeatures, metas: &[&ImageMeta]) -> Result<Vec<Proposals>> {
         let (arch, test) = (&self.config.model.rpn, &self.config.test.rpn);
-        let n = metas.len();
-        let mut levels: Vec<Vec<LevelCandidates>> = vec![Vec::with_capacity(pyramid.len()); n];
-        let host_gather = implementation(Op::RpnDeltas, &self.device, self.precision.dtype()) == Impl::Host;
+        let mut levels: Vec<Vec<LevelCandidates>> = vec![Vec::with_capacity(pyramid.len()); metas.len()];
         for (cls, reg) in self.rpn_head(pyramid) {
-            let [_, a, height, width] = cls.dims();
-            let cls = read_f32(cls, "rpn")?;
-            let cls_len = cls.len() / n;
-            let cls_of = |i: usize| &cls[i * cls_len..(i + 1) * cls_len];
-            if host_gather {
-                let reg = read_f32(reg, "rpn")?;
-                let reg_len = reg.len() / n;
-                for (i, image) in levels.iter_mut().enumerate() {
-                    let reg = &reg[i * reg_len..(i + 1) * reg_len];
-                    image.push(LevelCandidates::gather(cls_of(i), reg, a, height, width, test.nms_pre));
-                }
-                continue;
-            }
-            let picked: Vec<(Vec<usize>, Vec<f32>)> = (0..n).map(|i| top_anchors(cls_of(i), a, test.nms_pre)).collect();
-            let k = picked[0].0.len(); // the same for every image: same level size, same nms_pre
-            let flat: Vec<i32> = picked.iter().flat_map(|(index, _)| index.iter().map(|&i| i as i32)).collect();
-            let index = Tensor::<2, Int>::from_data(TensorData::new(flat, [n, k]), &self.device).unsqueeze_dim::<3>(2).repeat_dim(2, 4);
-            // [N, 4A, H, W] -> [N, H*W*A, 4]: row (y, x, a), the order the indices count in.
-            let reg = reg.reshape([n, a, 4, height, width]).permute([0, 3, 4, 1, 2]).reshape([n, height * width * a, 4]);
-            let deltas = read_f32(reg.gather(1, index), "rpn")?;
-            for (i, ((index, score), image)) in picked.into_iter().zip(levels.iter_mut()).enumerate() {
-                let delta = deltas[i * k * 4..(i + 1) * k * 4].chunks_exact(4).map(|d| [d[0], d[1], d[2], d[3]]).collect();
-                image.push(LevelCandidates { index, score, delta, height, width });
+            let [_, _, height, width] = cls.dims();
+            for (image, anchors) in levels.iter_mut().zip(top_k_anchors(cls, reg, test.nms_pre)?) {
+                image.push(LevelCandidates::new(anchors, height, width));
             }
         }
         Ok(levels.iter().zip(metas).map(|(l, meta)| proposals(l, arch, test, meta.img_shape)).collect())

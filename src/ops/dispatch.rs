@@ -10,7 +10,7 @@
 //! | FPN upsample + add | host, in place | Burn | Burn | Burn |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
-//! | RPN deltas of the top-k anchors | host gather | host gather | Burn's gather | Burn's gather |
+//! | RPN top-k anchors and their deltas | host sort | host sort | CubeCL radix select | CubeCL radix select |
 //!
 //! Software adapters get plain kernels because lavapipe segfaults compiling Burn 0.22.1's tiled matmul and
 //! Burn's conv autotuner times every candidate there on every new shape (seconds per run); flex's host kernels
@@ -34,8 +34,8 @@ pub(crate) enum Op {
     GroupNorm,
     RoiAlign,
     MaskPaste,
-    /// Gathering the RPN deltas of the anchors chosen from the logits (on a GPU, so only they are read back).
-    RpnDeltas,
+    /// The RPN's best anchors per level and their deltas (on a GPU, so only they are read back).
+    RpnTopK,
 }
 
 /// Who computes it.
@@ -53,9 +53,8 @@ pub(crate) enum Impl {
 pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
     let on_flex = *device == Device::flex();
     match op {
-        Op::RoiAlign | Op::MaskPaste | Op::RpnDeltas if on_flex => Impl::Host,
-        Op::RpnDeltas => Impl::Burn,
-        Op::RoiAlign | Op::MaskPaste | Op::GroupNorm if !on_flex => Impl::Cube,
+        Op::RoiAlign | Op::MaskPaste | Op::RpnTopK if on_flex => Impl::Host,
+        Op::RoiAlign | Op::MaskPaste | Op::RpnTopK | Op::GroupNorm if !on_flex => Impl::Cube,
         Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
         _ if software_adapter() => Impl::Cube,
@@ -86,6 +85,6 @@ mod tests {
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::RoiAlign, &flex, DType::F16), Impl::Host);
         assert_eq!(implementation(Op::MaskPaste, &flex, DType::F32), Impl::Host);
-        assert_eq!(implementation(Op::RpnDeltas, &flex, DType::F16), Impl::Host);
+        assert_eq!(implementation(Op::RpnTopK, &flex, DType::F16), Impl::Host);
     }
 }

@@ -1,6 +1,6 @@
 //! Operators below the model's layers (torchvision's `ops/`): each with its host reference and its CubeCL kernel
 //! side by side (`host.rs`, `cube.rs`), and the one table (`dispatch`) that says which runs where.
-//! Primitives too: NMS, device read-back, the sigmoid the host paths share.
+//! Primitives too: NMS, device read-back, the sigmoid the host paths share (and the RPN's top-k sorts by).
 
 pub mod conv;
 pub(crate) mod dispatch;
@@ -12,6 +12,7 @@ pub mod matmul;
 pub mod nms;
 pub mod readback;
 pub mod roi_align;
+pub mod top_k;
 pub(crate) mod simd;
 pub mod upsample;
 
@@ -21,6 +22,7 @@ pub use mask_paste::paste_masks;
 pub use matmul::{conv_transpose_2x2, linear};
 pub use nms::{batched_nms, nms};
 pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+pub use top_k::{TopAnchors, top_k_anchors};
 pub use upsample::add_upsampled_2x;
 
 /// The logistic function, as the host paths (RPN scores, mask paste) compute it in f32.

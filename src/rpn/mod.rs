@@ -5,4 +5,4 @@ mod head;
 mod proposals;
 
 pub use head::{RpnHead, RpnHeadConfig};
-pub use proposals::{LevelCandidates, Proposals, proposals, top_anchors};
+pub use proposals::{LevelCandidates, Proposals, proposals};

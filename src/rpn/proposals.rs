@@ -1,8 +1,9 @@
-//! mmdet `RPNHead.predict_by_feat` on the host: top-k per level, decode, drop empty boxes, NMS per level, top-k.
+//! mmdet `RPNHead.predict_by_feat` on the host, from each level's top-k anchors (`ops::top_k`): decode, drop
+//! empty boxes, NMS per level, top-k.
 
 use super::anchors::{base_anchors, grid_anchors};
 use crate::config::{RpnConfig, RpnTestConfig};
-use crate::ops::{batched_nms, sigmoid};
+use crate::ops::{TopAnchors, batched_nms};
 use crate::structures::{BBox, DeltaCoder};
 
 /// The anchors of one level that proposals are made from: the `nms_pre` best by objectness, with their deltas.
@@ -20,30 +21,10 @@ pub struct LevelCandidates {
     pub width: usize,
 }
 
-/// The anchors of one level's logits `[A, H, W]` that proposals are made from, with their scores: the `nms_pre`
-/// best by a stable sort (ties keep index order), or all of them in index order when there are no more.
-pub fn top_anchors(cls: &[f32], anchors_per_location: usize, nms_pre: usize) -> (Vec<usize>, Vec<f32>) {
-    let a = anchors_per_location;
-    if a == 0 {
-        return (Vec::new(), Vec::new());
-    }
-    let hw = cls.len() / a;
-    let scores: Vec<f32> = (0..hw * a).map(|i| sigmoid(cls[(i % a) * hw + i / a])).collect();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    if nms_pre > 0 && nms_pre < order.len() {
-        order.sort_by(|&i, &j| scores[j].total_cmp(&scores[i]));
-        order.truncate(nms_pre);
-    }
-    let picked = order.iter().map(|&i| scores[i]).collect();
-    (order, picked)
-}
-
 impl LevelCandidates {
-    /// A level's [`top_anchors`] with their deltas gathered on the host from `reg` (`[4A, H, W]`, one image).
-    pub fn gather(cls: &[f32], reg: &[f32], anchors_per_location: usize, height: usize, width: usize, nms_pre: usize) -> Self {
-        let (a, hw) = (anchors_per_location, height * width);
-        let (index, score) = top_anchors(cls, a, nms_pre);
-        let delta = index.iter().map(|&i| std::array::from_fn(|c| reg[((i % a) * 4 + c) * hw + i / a])).collect();
+    /// A level's chosen anchors ([`top_k_anchors`](crate::ops::top_k_anchors)) and its size.
+    pub fn new(anchors: TopAnchors, height: usize, width: usize) -> Self {
+        let TopAnchors { index, score, delta } = anchors;
         Self { index, score, delta, height, width }
     }
 }
@@ -57,8 +38,7 @@ pub struct Proposals {
     pub scores: Vec<f32>,
 }
 
-/// At most `max_per_img` proposals from each level's candidates of P2..P6 (chosen on the host from every logit,
-/// wherever the deltas were gathered): decode, drop empty boxes, NMS per level. `img_shape` is `(h, w)` unpadded.
+/// At most `max_per_img` proposals from each level's candidates of P2..P6: decode, drop empty boxes, NMS per level. `img_shape` is `(h, w)` unpadded.
 pub fn proposals(levels: &[LevelCandidates], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
     let coder = DeltaCoder::new(cfg.target_stds, cfg.wh_ratio_clip, img_shape);
     let (mut boxes, mut scores, mut level_ids) = (Vec::new(), Vec::new(), Vec::new());
