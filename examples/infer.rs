@@ -85,7 +85,7 @@ struct Args {
     /// Refuse images larger than this many megapixels (checked on the header, before decoding).
     #[arg(long, default_value_t = 200.0)]
     max_megapixels: f64,
-    /// Print the time of each stage (one image).
+    /// Print the time of each stage (one image; over a folder or dataset, a line per batch).
     #[arg(long)]
     timings: bool,
 }
@@ -234,6 +234,9 @@ fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut res
             (Err(e), _) => bar.suspend(|| eprintln!("skipped {}: {e}", outcome.entry.path.display())),
             (Ok(_), true) => {}
             (Ok(dets), false) => {
+                if let (true, Some(t)) = (args.timings, &outcome.timings) {
+                    bar.suspend(|| println!("time: {} | {}", outcome.entry.path.display(), stage_times(t)));
+                }
                 let written = write_outcome(&outcome.entry, &dets, outcome.image.as_ref(), &category_ids, results.as_deref_mut(), args.output.as_deref());
                 if let Err(e) = written {
                     write_error = Some(e);
@@ -291,20 +294,25 @@ fn print_table(path: &Path, image: &BgrImage, dets: &Detections) {
 }
 
 fn print_timings(load_ms: f64, t: &StageTimings, stages: bool) {
-    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
     if stages {
-        println!(
-            "time: load {load_ms:.0} ms | preprocess {:.0} ms, backbone+fpn {:.0} ms, rpn {:.0} ms, box head {:.0} ms, mask head {:.0} ms, total {:.0} ms",
-            ms(t.preprocess),
-            ms(t.backbone_fpn),
-            ms(t.rpn),
-            ms(t.box_head),
-            ms(t.mask_head),
-            ms(t.total())
-        );
+        println!("time: load {load_ms:.0} ms | {}", stage_times(t));
     } else {
-        println!("time: {:.0} ms (--timings for each stage)", ms(t.total()));
+        println!("time: {:.0} ms (--timings for each stage)", t.total().as_secs_f64() * 1e3);
     }
+}
+
+/// `preprocess 1 ms, backbone+fpn 1164 ms, ..., total 2627 ms`.
+fn stage_times(t: &StageTimings) -> String {
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+    format!(
+        "preprocess {:.0} ms, backbone+fpn {:.0} ms, rpn {:.0} ms, box head {:.0} ms, mask head {:.0} ms, total {:.0} ms",
+        ms(t.preprocess),
+        ms(t.backbone_fpn),
+        ms(t.rpn),
+        ms(t.box_head),
+        ms(t.mask_head),
+        ms(t.total())
+    )
 }
 
 /// A COCO results JSON written image by image and kept valid after each (`[`, results, `]`, the closing

@@ -11,7 +11,7 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::source::ImageEntry;
-use crate::detector::Detector;
+use crate::detector::{Detector, StageTimings};
 use crate::error::{Error, Result};
 use crate::image::{BgrImage, ImageLimits};
 use crate::output::Detections;
@@ -50,6 +50,8 @@ pub struct Outcome {
     pub result: Result<Detections>,
     /// The decoded image, with [`RunnerConfig::keep_images`].
     pub image: Option<BgrImage>,
+    /// The stage times of the batch it ran in (the whole batch's, shared by its images), when it succeeded.
+    pub timings: Option<StageTimings>,
 }
 
 /// What a run did.
@@ -99,24 +101,24 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
         while index < entries.len() {
             let batch = inbox.batch_from(index, config.batch.max(1));
             let outcomes = match batch {
-                Err(e) => vec![(Err(e), None)],
+                Err(e) => vec![(Err(e), None, None)],
                 Ok(items) => {
                     let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
                     match detector.predict_preprocessed(&inputs) {
-                        Ok((dets, _)) => dets.into_iter().map(Ok).zip(items.into_iter().map(|(_, img)| img)).collect(),
+                        Ok((dets, t)) => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
                         Err(e) => {
                             let message = e.to_string();
-                            items.into_iter().map(|(_, img)| (Err(Error::backend("batch", message.clone())), img)).collect()
+                            items.into_iter().map(|(_, img)| (Err(Error::backend("batch", message.clone())), img, None)).collect()
                         }
                     }
                 }
             };
-            for (result, image) in outcomes {
+            for (result, image, timings) in outcomes {
                 match &result {
                     Ok(_) => summary.done += 1,
                     Err(_) => summary.failed += 1,
                 }
-                let outcome = Outcome { index, entry: entries[index].clone(), result, image };
+                let outcome = Outcome { index, entry: entries[index].clone(), result, image, timings };
                 if out_tx.send(outcome).is_err() {
                     return;
                 }
