@@ -2,9 +2,10 @@
 //! a 4x4 output tile costs 36 multiplies per channel pair instead of 144. Most of this model's FLOPs are such
 //! convs (every 3x3 conv of the backbone, FPN, RPN and both heads).
 //!
-//! The input is first copied channels-last with its zero border (`[N, H+2, W+2, C]`, channels padded to a
-//! multiple of `LANES`), so a tile's 6x6 window is 36 contiguous runs of channels. Tiles are then processed in
-//! blocks, each in three parallel phases: input transform `V = Bt d B` per tile, `LANES` channels at once; one
+//! Tiles are processed in blocks of whole tile rows. A block's input rows are first copied channels-last with
+//! their zero border (`[rows, W+2, C]`, channels padded to a multiple of `LANES`), so a tile's 6x6 window is 36
+//! contiguous runs of channels, and the copy stays in cache (a whole-map copy was a 63 MB buffer at 800x1216,
+//! ~100 MB for the box head's 1000 RoIs). Then three parallel phases: input transform `V = Bt d B` per tile, `LANES` channels at once; one
 //! GEMM `[K x C] x [C x tiles]` per transformed position (36, in parallel; the `gemm` crate flex itself uses, on
 //! column-major operands it needs not repack); output transform `Y = At M A` per tile. The transforms are
 //! compiled for AVX-512 and AVX2 too and picked at run time (the crate's baseline target is SSE2).
@@ -94,7 +95,7 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
     assert_eq!(x.len(), n * c * h * w);
     let (cp, kp) = (c.next_multiple_of(LANES), k.next_multiple_of(LANES));
     assert_eq!(u.len(), A * A * cp * kp);
-    let grid = Grid { n, k, h, w, cp, kp, th: h.div_ceil(M), tw: w.div_ceil(M) };
+    let grid = Grid { k, h, w, cp, kp, th: h.div_ceil(M), tw: w.div_ceil(M) };
     let tiles = n * grid.th * grid.tw;
     let len = n * k * h * w;
     if tiles == 0 {
@@ -106,25 +107,40 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
         let value = |ki: usize| if epilogue.relu { value(ki).max(0.0) } else { value(ki) };
         return (0..n * k).flat_map(|p| std::iter::repeat_n(value(p % k), h * w)).collect();
     }
-    let xp = padded_channels_last(x, &grid, c);
-    let block = block_tiles(cp + kp).min(tiles);
+    // Whole tile rows per block (the rows of consecutive images run on), so a block's padded input is one run
+    // of padded rows: each is copied with its 2-row halo right before the input transform reads it from cache.
+    let tile_rows = n * grid.th;
+    let rows_per_block = (block_tiles(cp + kp) / grid.tw).max(1);
     // Not zeroed: every element is written once by the output transform (through `shared_out`, never read
     // before), and the length is set after the last block.
     let mut out: Vec<f32> = Vec::with_capacity(len);
     let shared_out = SharedMut(out.as_mut_ptr());
     // Kept between calls (zeroing 12 MiB per conv cost more than the transforms of a small map); taken out of the
     // thread-local for the call, so a conv that work stealing nests inside this one gets buffers of its own.
-    let (mut v, mut o) = BLOCKS.take();
-    if v.len() < block * A * A * cp {
-        v.resize(block * A * A * cp, 0.0);
-    }
-    if o.len() < block * A * A * kp {
-        o.resize(block * A * A * kp, 0.0);
-    }
-    for first in (0..tiles).step_by(block) {
-        let count = block.min(tiles - first);
+    let (mut xp, mut v, mut o) = BLOCKS.take();
+    let mut prev_rows = 0usize..0;
+    for first_row in (0..tile_rows).step_by(rows_per_block) {
+        let last_row = (first_row + rows_per_block).min(tile_rows) - 1;
+        let (first, count) = (first_row * grid.tw, (last_row + 1 - first_row) * grid.tw);
+        let rows = grid.padded_rows(first_row, last_row);
+        let block_len = rows.len() * grid.padded().1 * cp;
+        for (buf, want) in [(&mut xp, block_len), (&mut v, count * A * A * cp), (&mut o, count * A * A * kp)] {
+            if buf.len() < want {
+                buf.resize(want, 0.0);
+            }
+        }
+        // The previous block's last rows (its tiles' bottom halo) are this block's first: moved, not copied again.
+        let row_len = grid.padded().1 * cp;
+        let kept = prev_rows.end.saturating_sub(rows.start).min(rows.len());
+        if kept > 0 {
+            let from = (rows.start - prev_rows.start) * row_len;
+            xp.copy_within(from..from + kept * row_len, 0);
+        }
+        copy_padded_rows(x, &grid, c, rows.start + kept..rows.end, &mut xp[kept * row_len..block_len]);
+        prev_rows = rows.clone();
+        let xp = &xp[..block_len];
         v[..count * A * A * cp].par_chunks_mut(A * A * cp).enumerate().for_each(|(t, v)| {
-            simd.input_tile(&xp, &grid, grid.tile(first + t), v);
+            simd.input_tile(xp, rows.start, &grid, grid.tile(first + t), v);
         });
         let o_ptr = SharedMut(o.as_mut_ptr());
         (0..A * A).into_par_iter().for_each(|xi| {
@@ -145,7 +161,7 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
             simd.output_tile(o, &grid, grid.tile(first + t), epilogue, shared_out);
         });
     }
-    BLOCKS.set((v, o));
+    BLOCKS.set((xp, v, o));
     // SAFETY: capacity is `len`, and the output transforms wrote all `len` elements: the tiles cover every
     // (image, row, column) and each tile writes all K channels of its pixels inside the map.
     unsafe { out.set_len(len) };
@@ -153,9 +169,9 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
 }
 
 thread_local! {
-    /// The transformed input and GEMM output of a block (`[tiles, 36, Cp]`, `[tiles, 36, Kp]`), kept per calling
-    /// thread between convolutions.
-    static BLOCKS: std::cell::Cell<(Vec<f32>, Vec<f32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+    /// A block's padded input rows, transformed input and GEMM output (`[rows, Wp, Cp]`, `[tiles, 36, Cp]`,
+    /// `[tiles, 36, Kp]`), kept per calling thread between convolutions.
+    static BLOCKS: std::cell::Cell<(Vec<f32>, Vec<f32>, Vec<f32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new(), Vec::new())) };
 }
 
 /// Tiles per block: the block's transformed input and GEMM output (`36 x (Cp + Kp) x tiles` floats) stay within
@@ -164,15 +180,22 @@ fn block_tiles(channels: usize) -> usize {
     ((12usize << 20) / (4 * A * A * channels)).clamp(64, 1024)
 }
 
-/// `x` as `[N, Hp, Wp, Cp]` with a zero border: row `1 + y`, column `1 + x` hold pixel (y, x); `Hp = 4 th + 2`
-/// and `Wp = 4 tw + 2` so every tile's window lies inside; channels `C..Cp` are zero.
-fn padded_channels_last(x: &[f32], g: &Grid, c: usize) -> Vec<f32> {
+/// Rows `rows` of `x` as `[N * Hp, Wp, Cp]` with a zero border, into `dst` (`[rows, Wp, Cp]`, every element
+/// written): padded row `ni * Hp + 1 + y`, column `1 + x` holds pixel (y, x) of image `ni`; `Hp = 4 th + 2` and
+/// `Wp = 4 tw + 2` so every tile's window lies inside; channels `C..Cp` are zero.
+fn copy_padded_rows(x: &[f32], g: &Grid, c: usize, rows: std::ops::Range<usize>, dst: &mut [f32]) {
     let (hp, wp) = g.padded();
-    let mut xp = vec![0f32; g.n * hp * wp * g.cp];
-    xp.par_chunks_mut(wp * g.cp).enumerate().for_each(|(row, dst)| {
+    dst.par_chunks_mut(wp * g.cp).zip(rows).for_each(|(dst, row)| {
         let (ni, y) = (row / hp, (row % hp).wrapping_sub(1));
         if y >= g.h {
+            dst.fill(0.0);
             return;
+        }
+        // Zero what the pixels leave: the border columns, and channels C..Cp of every pixel.
+        dst[..g.cp].fill(0.0);
+        dst[(1 + g.w) * g.cp..].fill(0.0);
+        if c < g.cp {
+            dst[g.cp..(1 + g.w) * g.cp].chunks_exact_mut(g.cp).for_each(|px| px[c..].fill(0.0));
         }
         let image = &x[ni * c * g.h * g.w..][..c * g.h * g.w];
         // Blocks of 16 x 16 (channel, column): a transpose that stays in L1.
@@ -187,12 +210,10 @@ fn padded_channels_last(x: &[f32], g: &Grid, c: usize) -> Vec<f32> {
             }
         }
     });
-    xp
 }
 
-/// Geometry: `n` images of `h x w`, `k` outputs, channel counts padded to lanes, `th x tw` tiles per image.
+/// Geometry: images of `h x w`, `k` outputs, channel counts padded to lanes, `th x tw` tiles per image.
 struct Grid {
-    n: usize,
     k: usize,
     h: usize,
     w: usize,
@@ -220,18 +241,25 @@ impl Grid {
     fn padded(&self) -> (usize, usize) {
         (self.th * M + 2, self.tw * M + 2)
     }
+
+    /// The padded rows (in `[N * Hp]`) the windows of tile rows `first..=last` (counted across images) read.
+    fn padded_rows(&self, first: usize, last: usize) -> std::ops::Range<usize> {
+        let hp = self.padded().0;
+        let start = |r: usize| (r / self.th) * hp + (r % self.th) * M;
+        start(first)..start(last) + A
+    }
 }
 
 impl Simd {
-    fn input_tile(self, xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+    fn input_tile(self, xp: &[f32], row0: usize, g: &Grid, t: Tile, v: &mut [f32]) {
         match self {
             // SAFETY: `Simd::detect` saw the CPU support these features.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { input_tile_avx512(xp, g, t, v) },
+            Simd::Avx512 => unsafe { input_tile_avx512(xp, row0, g, t, v) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { input_tile_avx2(xp, g, t, v) },
-            Simd::Baseline => input_tile(xp, g, t, v),
+            Simd::Avx2 => unsafe { input_tile_avx2(xp, row0, g, t, v) },
+            Simd::Baseline => input_tile(xp, row0, g, t, v),
         }
     }
 
@@ -250,14 +278,14 @@ impl Simd {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn input_tile_avx512(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
-    input_tile(xp, g, t, v)
+fn input_tile_avx512(xp: &[f32], row0: usize, g: &Grid, t: Tile, v: &mut [f32]) {
+    input_tile(xp, row0, g, t, v)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn input_tile_avx2(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
-    input_tile(xp, g, t, v)
+fn input_tile_avx2(xp: &[f32], row0: usize, g: &Grid, t: Tile, v: &mut [f32]) {
+    input_tile(xp, row0, g, t, v)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -272,15 +300,15 @@ fn output_tile_avx2(o: &[f32], g: &Grid, t: Tile, e: Epilogue, out: SharedMut) {
     output_tile(o, g, t, e, out)
 }
 
-/// `v[xi, ci] = (Bt d B)[xi]` for one tile and every channel, `d` its 6x6 window of the padded input;
-/// `v` is the tile's `[36, Cp]`.
+/// `v[xi, ci] = (Bt d B)[xi]` for one tile and every channel, `d` its 6x6 window of the padded input (`xp`
+/// holds padded rows from `row0` on); `v` is the tile's `[36, Cp]`.
 #[inline(always)]
-fn input_tile(xp: &[f32], g: &Grid, t: Tile, v: &mut [f32]) {
+fn input_tile(xp: &[f32], row0: usize, g: &Grid, t: Tile, v: &mut [f32]) {
     let (hp, wp) = g.padded();
     let (mut d, mut tmp, mut tv) = ([[ZERO; A]; A], [[ZERO; A]; A], [[ZERO; A]; A]);
     for c0 in (0..g.cp).step_by(LANES) {
         for (i, row) in d.iter_mut().enumerate() {
-            let line = &xp[((t.n * hp + t.y + i) * wp + t.x) * g.cp..][..A * g.cp];
+            let line = &xp[((t.n * hp + t.y + i - row0) * wp + t.x) * g.cp..][..A * g.cp];
             for (j, lanes) in row.iter_mut().enumerate() {
                 *lanes = lanes_at(line, j * g.cp + c0);
             }
@@ -398,10 +426,12 @@ mod tests {
 
     #[test]
     fn matches_direct_convolution() {
-        // Odd sizes (partial edge tiles), several images, single-pixel maps, more tiles than one block,
+        // Odd sizes (partial edge tiles), several images, single-pixel maps, more tiles than one block (across
+        // images; within one image, where a block reuses the previous one's halo rows; wider than a block),
         // and post-ReLU-like inputs (all positive), where Winograd's cancellations are largest.
         let cases = [([2, 5, 7, 9], 3, 0.0), ([1, 64, 13, 6], 17, 0.0), ([3, 8, 1, 1], 4, 0.0), ([1, 256, 9, 7], 8, 0.0),
-            ([600, 16, 7, 7], 5, 0.0), ([1, 64, 23, 30], 9, 1.0), ([0, 8, 5, 5], 4, 0.0)];
+            ([600, 16, 7, 7], 5, 0.0), ([1, 64, 23, 30], 9, 1.0), ([0, 8, 5, 5], 4, 0.0), ([2, 16, 6, 4500], 2, 0.0),
+            ([1, 128, 70, 70], 16, 0.0), ([1, 256, 40, 200], 16, 1.0)];
         for (shape, k, offset) in cases {
             let [n, c, h, w] = shape;
             let mut seed = 12345u64;
