@@ -4,7 +4,7 @@
 //! glibc's malloc serves blocks that large with `mmap` and gives them back with `munmap` on free, so each op
 //! page-faults its output in again: 16% of a cold single-image run's CPU time went to page faults and munmap
 //! (perf). mimalloc with purging off reuses the freed pages instead. The process keeps its peak footprint
-//! (a cold R-50 run peaks at ~0.8 GB resident), which is what PyTorch's caching allocators do too.
+//! (a cold R-50 run peaks at ~0.7 GB resident), which is what PyTorch's caching allocators do too.
 //!
 //! A binary opts in with two lines (the `infer` example does):
 //!
