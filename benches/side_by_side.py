@@ -39,6 +39,8 @@ p.add_argument("--settle", type=float, default=1.0, help="seconds of quiet befor
 p.add_argument("--warm-images", type=int, default=4, help="copies of the image in the folder run (its first image is cold too)")
 p.add_argument("--infer", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "examples", "infer"))
 args = p.parse_args()
+if args.warm_images < 2:
+    p.error("--warm-images must be at least 2 (the first image of the folder run is cold)")
 
 register_all_modules(init_default_scope=True)
 cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "gn", f"mask-rcnn_{args.model.split('-')[0]}_fpn_gn-all_2x_coco.py"))

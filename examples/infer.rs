@@ -85,7 +85,7 @@ struct Args {
     /// Refuse images larger than this many megapixels (checked on the header, before decoding).
     #[arg(long, default_value_t = 200.0)]
     max_megapixels: f64,
-    /// Print the time of each stage (one image; over a folder or dataset, a line per batch).
+    /// Print the time of each stage (one image; over a folder or dataset, a line per image with its batch's times).
     #[arg(long)]
     timings: bool,
 }

@@ -112,8 +112,14 @@ impl StateDict {
         let origin = path.display().to_string();
         let corrupt = |message: String| WeightsError::Corrupt { origin: origin.clone(), message };
         let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
-        let size = checked_file_size(path, specs.map(max_file_size))?;
+        let max = specs.map(max_file_size);
+        checked_file_size(path, max)?; // refuses a device, pipe or folder before opening it
         let mut file = std::fs::File::open(path).map_err(io)?;
+        // The size of what was opened (the path may have been replaced in between).
+        let size = file.metadata().map_err(io)?.len();
+        if let Some(max) = max.filter(|&max| size > max) {
+            return Err(too_large(path, size, max));
+        }
         let mut len = [0u8; 8];
         if size < 8 {
             return Err(corrupt(SafeTensorError::HeaderTooSmall.to_string()));
@@ -131,7 +137,7 @@ impl StateDict {
         let text = std::str::from_utf8(&header).map_err(|e| corrupt(SafeTensorError::InvalidHeader(e).to_string()))?;
         // Deserialising validates the offsets (contiguous, from 0) and each tensor's byte length.
         let metadata: Metadata = serde_json::from_str(text).map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e).to_string()))?;
-        if 8 + n + metadata.data_len() as u64 != size {
+        if (metadata.data_len() as u64).checked_add(8 + n) != Some(size) {
             return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer.to_string()));
         }
         let infos = metadata.tensors();

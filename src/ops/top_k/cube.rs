@@ -241,7 +241,8 @@ fn from_key(key: u32) -> f32 {
 
 /// The lowest logit whose host sigmoid is not below the sigmoid of the logit with key `kth`: every logit that
 /// can tie with it or beat it is at or above it. The sigmoid is monotone in f32 (checked over every f32 by
-/// `sigmoid_is_monotone`), so a bisection between -inf and the k-th finds it.
+/// `sigmoid_is_monotone` on x86-64 Linux, glibc's `expf`: `f32::exp` is the platform's libm), so a bisection
+/// between -inf and the k-th finds it.
 fn tie_floor(kth: u32) -> f32 {
     let target = sigmoid(from_key(kth));
     let (mut lo, mut hi) = (order_key(f32::NEG_INFINITY), kth);
@@ -272,7 +273,8 @@ pub(super) fn top_k_anchors(cls: Tensor<4>, reg: Tensor<4>, k: usize) -> Result<
     } else {
         vec![f32::NEG_INFINITY; n]
     };
-    let floors = Tensor::<1>::from_data(TensorData::new(floors, [n]), &device).cast(DType::F32);
+    // f32 whatever the device's default float dtype: a rounded floor could drop anchors that tie with the k-th.
+    let floors = Tensor::<1>::from_data(TensorData::new(floors, [n]), (&device, DType::F32));
     let lists = Tensor::<2, Int>::from_dispatch(<Dispatch as TopKOps>::compact_above(cls.into_dispatch(), reg.into_dispatch(), floors.into_dispatch()));
     let counts = read_u32(lists.clone().slice([0..n, 0..1]), "rpn")?;
     let longest = counts.iter().copied().max().unwrap_or(0) as usize;
