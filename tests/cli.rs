@@ -152,7 +152,7 @@ fn without_weights_the_official_checkpoint_is_downloaded_converted_once_and_reus
     // A "published" checkpoint: the synthetic R-50 weights as a torch.save-layout .pth on a local server that
     // answers one request only; the config names it with its sha256 prefix, as mmdetection's file names do.
     let dict = mask_rcnn_burn::weights::synth::Manifest::from_file(fixtures().join("r50_seed1.manifest.json")).unwrap().generate().unwrap();
-    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.clone(), t.data.clone())).collect();
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.clone(), t.data.to_vec())).collect();
     let pth = scratch("published.pth");
     common::pth::write_pth(&pth, &tensors, false);
     let sha = mask_rcnn_burn::weights::download::sha256_file(&pth).unwrap();

@@ -31,7 +31,7 @@ fn a_torch_layout_checkpoint_converts_with_the_same_keys_and_values() {
     let back = StateDict::from_safetensors_file(&out).unwrap();
     assert_eq!(back.tensors.len(), 3);
     for (key, shape, data) in sample() {
-        assert_eq!(back.tensors[key], HostTensor { shape, data }, "{key}");
+        assert_eq!(back.tensors[key], HostTensor { shape, data: data.into() }, "{key}");
     }
     // Half-precision checkpoints are read and widened.
     write_pth(&pth, &sample(), true);
@@ -43,7 +43,7 @@ fn a_torch_layout_checkpoint_converts_with_the_same_keys_and_values() {
 fn the_full_r50_synthetic_checkpoint_round_trips() {
     // Every key and shape of the real R-50 checkpoint, through a .pth and back.
     let dict = mask_rcnn_burn::weights::synth::Manifest::from_file(common::fixtures().join("r50_seed1.manifest.json")).unwrap().generate().unwrap();
-    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.clone(), t.data.clone())).collect();
+    let tensors: Vec<(&str, Vec<usize>, Vec<f32>)> = dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.clone(), t.data.to_vec())).collect();
     let pth = scratch("r50.pth");
     write_pth(&pth, &tensors, false);
     let back = StateDict::from_pth(&pth).unwrap();

@@ -50,7 +50,7 @@ fn zeros_r50() -> StateDict {
         .into_iter()
         .map(|(k, shape)| {
             let n = shape.iter().product();
-            (k, HostTensor { shape, data: vec![0.0; n] })
+            (k, HostTensor { shape, data: vec![0.0; n].into() })
         })
         .collect();
     StateDict { origin: "test".into(), tensors }
@@ -77,12 +77,12 @@ fn missing_extra_and_misshapen_tensors_are_named() {
     assert!(e.to_string().contains("roi_head.mask_head.conv_logits.bias"), "{e}");
 
     let mut d = zeros_r50();
-    d.tensors.insert("backbone.fc.weight".into(), HostTensor { shape: vec![2], data: vec![0.0; 2] });
+    d.tensors.insert("backbone.fc.weight".into(), HostTensor { shape: vec![2], data: vec![0.0; 2].into() });
     let e = weights_err(load(d));
     assert!(matches!(&e, WeightsError::Unexpected { keys, .. } if keys == &["backbone.fc.weight"]), "{e}");
 
     let mut d = zeros_r50();
-    d.tensors.insert("neck.fpn_convs.2.conv.weight".into(), HostTensor { shape: vec![256, 256, 1, 1], data: vec![0.0; 65536] });
+    d.tensors.insert("neck.fpn_convs.2.conv.weight".into(), HostTensor { shape: vec![256, 256, 1, 1], data: vec![0.0; 65536].into() });
     let e = weights_err(load(d));
     let msg = e.to_string();
     assert!(matches!(e, WeightsError::Shape { .. }), "{msg}");
@@ -92,7 +92,7 @@ fn missing_extra_and_misshapen_tensors_are_named() {
 #[test]
 fn a_resnet101_checkpoint_in_a_resnet50_config_says_so() {
     // Only the key set matters before shapes are checked, so the tensors can be tiny.
-    let tensors = mmdet_keys("keys_r101.txt").into_iter().map(|(k, _)| (k, HostTensor { shape: vec![1], data: vec![0.0] })).collect();
+    let tensors = mmdet_keys("keys_r101.txt").into_iter().map(|(k, _)| (k, HostTensor { shape: vec![1], data: vec![0.0].into() })).collect();
     let e = weights_err(load(StateDict { origin: "r101.safetensors".into(), tensors }));
     assert!(matches!(e, WeightsError::Unexpected { count: 153, .. }), "{e}");
     assert!(e.to_string().contains("ResNet-101 checkpoint for a ResNet-50 config"), "{e}");
@@ -125,7 +125,7 @@ fn bytes_as(dict: &StateDict, dtype: Dtype) -> Vec<u8> {
 #[test]
 fn truncated_corrupt_and_integer_files_are_rejected() {
     let mut small = StateDict::default();
-    small.tensors.insert("a".into(), HostTensor { shape: vec![4], data: vec![1.0, 2.0, 3.0, 4.0] });
+    small.tensors.insert("a".into(), HostTensor { shape: vec![4], data: vec![1.0, 2.0, 3.0, 4.0].into() });
     let bytes = small.to_safetensors_bytes().unwrap();
     for cut in [0, 7, 8, bytes.len() / 2, bytes.len() - 1] {
         let e = StateDict::from_safetensors_bytes(&bytes[..cut], "cut.safetensors").unwrap_err();
@@ -182,9 +182,9 @@ fn file_reader_equals_bytes_parser() {
         path
     };
     let mut small = StateDict::default();
-    small.tensors.insert("a".into(), HostTensor { shape: vec![2, 2], data: vec![1.0, -2.5, 3.25, 4e-3] });
-    small.tensors.insert("b".into(), HostTensor { shape: vec![3], data: vec![7.0, 8.0, 9.5] });
-    small.tensors.insert("c".into(), HostTensor { shape: vec![0], data: vec![] });
+    small.tensors.insert("a".into(), HostTensor { shape: vec![2, 2], data: vec![1.0, -2.5, 3.25, 4e-3].into() });
+    small.tensors.insert("b".into(), HostTensor { shape: vec![3], data: vec![7.0, 8.0, 9.5].into() });
+    small.tensors.insert("c".into(), HostTensor { shape: vec![0], data: vec![].into() });
     for dtype in [Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::F64] {
         let bytes = bytes_as(&small, dtype);
         let from_file = StateDict::from_safetensors_file(file("ok.safetensors", &bytes)).unwrap();

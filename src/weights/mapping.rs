@@ -4,7 +4,7 @@
 //! `gamma`/`beta` are PyTorch's `weight`/`bias`, and a Linear's weight is stored transposed (`[out, in]`).
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 
 use super::state_dict::{HostTensor, StateDict};
 use crate::error::WeightsError;
@@ -100,9 +100,14 @@ impl ModuleMapper for Loader<'_> {
         // `load_state_dict` validated every key and shape before mapping.
         let HostTensor { data, shape: file_shape } =
             self.tensors.tensors.remove(&spec.key).expect("validated key is present");
-        let data = if spec.transposed { transpose_2d(&data, file_shape[0], file_shape[1]) } else { data };
         let device = param.lazy_device();
-        let tensor = Tensor::from_data(TensorData::new(data, shape), &device);
+        let tensor = match (spec.transposed, device == Device::flex()) {
+            // flex's GEMM takes strided operands: the checkpoint's `[out, in]` seen transposed, not copied (the
+            // box head's fc weight is 51 MB, read in place from the mapped file).
+            (true, true) => Tensor::from_data(data.into_tensor_data(file_shape), &device).transpose(),
+            (true, false) => Tensor::from_data(TensorData::new(transpose_2d(&data, file_shape[0], file_shape[1]), shape), &device),
+            (false, _) => Tensor::from_data(data.into_tensor_data(shape), &device),
+        };
         let id: ParamId = param.id;
         param.transform_for_load(tensor, id)
     }

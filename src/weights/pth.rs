@@ -49,7 +49,7 @@ impl StateDict {
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
         for (key, t) in tensors {
             let data = to_f32(&t).map_err(|m| err(format!("tensor `{key}`: {m}")))?;
-            dict.insert_checked(key, t.shape().to_vec(), data)?;
+            dict.insert_checked(key, t.shape().to_vec(), data.into())?;
         }
         Ok(dict)
     }

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use safetensors::{Dtype, SafeTensors};
 
 use super::mapping::{KeySpec, check_keys};
+use super::values::Values;
 use crate::error::WeightsError;
 
 /// One host tensor, row-major, PyTorch layout.
@@ -13,8 +14,8 @@ use crate::error::WeightsError;
 pub struct HostTensor {
     /// The shape.
     pub shape: Vec<usize>,
-    /// The values, row-major.
-    pub data: Vec<f32>,
+    /// The values, row-major (read in place from a mapped safetensors file where they can be).
+    pub data: Values,
 }
 
 /// A checkpoint's tensors by mmdetection key (`backbone.layer1.0.conv1.weight`...).
@@ -73,15 +74,16 @@ impl StateDict {
 
     /// Parses safetensors bytes; a truncated or corrupt buffer is a [`WeightsError::Corrupt`].
     pub fn from_safetensors_bytes(bytes: &[u8], origin: &str) -> Result<Self, WeightsError> {
-        Self::parse_safetensors(bytes, origin, None)
+        Self::parse_safetensors(bytes, origin, None, None)
     }
 
     /// [`StateDict::from_safetensors_bytes`] checking keys and shapes against `specs` before decoding.
     pub fn from_safetensors_bytes_for(bytes: &[u8], origin: &str, specs: &[KeySpec]) -> Result<Self, WeightsError> {
-        Self::parse_safetensors(bytes, origin, Some(specs))
+        Self::parse_safetensors(bytes, origin, Some(specs), None)
     }
 
-    fn parse_safetensors(bytes: &[u8], origin: &str, specs: Option<&[KeySpec]>) -> Result<Self, WeightsError> {
+    /// `bytes`' tensors; with `file` (the mapped file `bytes` is), f32 tensors are read in place from it.
+    fn parse_safetensors(bytes: &[u8], origin: &str, specs: Option<&[KeySpec]>, file: Option<&bytes::Bytes>) -> Result<Self, WeightsError> {
         // `deserialize` checks every tensor's offsets and byte length against the buffer.
         let st = SafeTensors::deserialize(bytes)
             .map_err(|e| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
@@ -94,80 +96,46 @@ impl StateDict {
             let Some(format) = float_format(view.dtype()) else {
                 return Err(WeightsError::Dtype { origin: origin.to_string(), key, dtype: format!("{:?}", view.dtype()) });
             };
-            dict.insert_checked(key, view.shape().to_vec(), format.decode(view.data()))?;
+            let in_place = file.filter(|_| format == FloatFormat::F32).and_then(|f| Values::in_place(f.slice_ref(view.data())));
+            let values = in_place.unwrap_or_else(|| format.decode(view.data()).into());
+            dict.insert_checked(key, view.shape().to_vec(), values)?;
         }
         Ok(dict)
     }
 
-    /// The header, then each tensor read straight into its own buffer: the file is never held whole in memory.
-    /// (A fresh page costs ~2 ms/MB to touch on a VM that hands freed memory back to its host, so a 180 MB file
-    /// buffer next to the decoded tensors cost a cold run ~0.4 s.) The same checks as
-    /// [`StateDict::from_safetensors_bytes`]: offsets contiguous, sizes matching shapes and dtypes, the file's
-    /// length exactly the header's.
+    /// The file mapped, not read: f32 tensors stay in the page cache, where the file already is, and become the
+    /// model's parameters in place (`Values`). (Read into buffers of their own, R-50's 183 MB were fresh
+    /// pages, which cost a cold load 0.6-1.2 s on a VM that hands freed memory back to its host.) Checked as
+    /// [`StateDict::from_safetensors_bytes`] checks bytes: offsets contiguous, sizes matching shapes and dtypes,
+    /// the file's length exactly the header's; a file larger than the model's tensors is refused before mapping.
     fn read_safetensors_file(path: &Path, specs: Option<&[KeySpec]>) -> Result<Self, WeightsError> {
-        use safetensors::tensor::Metadata;
-        use std::io::Read;
-        /// safetensors' own bound on the header (`MAX_HEADER_SIZE`).
-        const MAX_HEADER: u64 = 100_000_000;
         let origin = path.display().to_string();
-        let corrupt = |message: String| WeightsError::Corrupt { origin: origin.clone(), message };
         let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
         let max = specs.map(max_file_size);
         checked_file_size(path, max)?; // refuses a device, pipe or folder before opening it
-        let mut file = std::fs::File::open(path).map_err(io)?;
+        let file = std::fs::File::open(path).map_err(io)?;
         // The size of what was opened (the path may have been replaced in between).
         let size = file.metadata().map_err(io)?.len();
         if let Some(max) = max.filter(|&max| size > max) {
             return Err(too_large(path, size, max));
         }
-        let mut len = [0u8; 8];
-        if size < 8 {
-            return Err(corrupt(SafeTensorError::HeaderTooSmall.to_string()));
+        if size == 0 {
+            return Self::parse_safetensors(&[], &origin, specs, None); // nothing to map
         }
-        file.read_exact(&mut len).map_err(io)?;
-        let n = u64::from_le_bytes(len);
-        if n > MAX_HEADER {
-            return Err(corrupt(SafeTensorError::HeaderTooLarge.to_string()));
-        }
-        if n > size - 8 {
-            return Err(corrupt(SafeTensorError::InvalidHeaderLength.to_string()));
-        }
-        let mut header = vec![0u8; n as usize];
-        file.read_exact(&mut header).map_err(io)?;
-        let text = std::str::from_utf8(&header).map_err(|e| corrupt(SafeTensorError::InvalidHeader(e).to_string()))?;
-        // Deserialising validates the offsets (contiguous, from 0) and each tensor's byte length.
-        let metadata: Metadata = serde_json::from_str(text).map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e).to_string()))?;
-        if (metadata.data_len() as u64).checked_add(8 + n) != Some(size) {
-            return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer.to_string()));
-        }
-        let infos = metadata.tensors();
-        if let Some(specs) = specs {
-            check_keys(&origin, specs, infos.iter().map(|(k, v)| (k.as_str(), v.shape.as_slice())))?;
-        }
-        let mut dict = Self { origin: origin.clone(), tensors: BTreeMap::new() };
-        for key in metadata.offset_keys() {
-            let info = infos[&key];
-            let format = float_format(info.dtype).ok_or_else(|| WeightsError::Dtype { origin: origin.clone(), key: key.clone(), dtype: format!("{:?}", info.dtype) })?;
-            let (start, end) = info.data_offsets;
-            let data = if format == FloatFormat::F32 {
-                let mut values = vec![0f32; (end - start) / 4];
-                file.read_exact(bytemuck::cast_slice_mut(&mut values)).map_err(io)?;
-                if cfg!(target_endian = "big") {
-                    values.iter_mut().for_each(|v| *v = f32::from_bits(u32::from_le(v.to_bits())));
-                }
-                values
-            } else {
-                let mut raw = vec![0u8; end - start];
-                file.read_exact(&mut raw).map_err(io)?;
-                format.decode(&raw)
-            };
-            dict.insert_checked(key, info.shape.clone(), data)?;
-        }
-        Ok(dict)
+        // SAFETY: the mapping is private and read-only, and `size` is the opened file's length, so every byte
+        // of it is inside the file. Memory safety then rests on no other process truncating or rewriting the
+        // file while its tensors are alive, the contract of every memory-mapped weights loader (safetensors'
+        // `safe_open`, candle, llama.cpp): a rewrite would change parameter values under the model (f32 has no
+        // invalid bit pattern), a truncation would fault. Checkpoints are written once, atomically
+        // (`fs::write_atomic` renames a new file over the old one, which leaves this mapping intact).
+        let len = usize::try_from(size).map_err(|_| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "too large to map")))?;
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_copy_read_only(&file) }.map_err(io)?;
+        let map = bytes::Bytes::from_owner(map);
+        Self::parse_safetensors(&map, &origin, specs, Some(&map))
     }
 
     /// Adds a tensor read from the file, refusing non-finite values (a corrupt or diverged checkpoint).
-    pub(crate) fn insert_checked(&mut self, key: String, shape: Vec<usize>, data: Vec<f32>) -> Result<(), WeightsError> {
+    pub(crate) fn insert_checked(&mut self, key: String, shape: Vec<usize>, data: Values) -> Result<(), WeightsError> {
         if data.iter().any(|v| !v.is_finite()) {
             return Err(WeightsError::NonFinite { origin: self.origin.clone(), key });
         }

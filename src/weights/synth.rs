@@ -96,7 +96,7 @@ impl Manifest {
                     ),
                 });
             }
-            dict.tensors.insert(e.key.clone(), HostTensor { shape: e.shape.clone(), data });
+            dict.tensors.insert(e.key.clone(), HostTensor { shape: e.shape.clone(), data: data.into() });
         }
         Ok(dict)
     }
@@ -118,7 +118,7 @@ pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
             (false, false) => (0.0, 0.035),
             (false, true) => (0.0, (3.0 / fan_in as f64).sqrt()),
         };
-        dict.tensors.insert(spec.key.clone(), HostTensor { data: generate(&spec.key, n, center, half, false, seed), shape: spec.shape });
+        dict.tensors.insert(spec.key.clone(), HostTensor { data: generate(&spec.key, n, center, half, false, seed).into(), shape: spec.shape });
     }
     dict
 }
