@@ -77,7 +77,9 @@ impl Detector {
     }
 
     /// Loads a safetensors checkpoint with mmdetection's key names. The file's size, keys and shapes are checked
-    /// against the model before its tensors are decoded.
+    /// against the model before its tensors are decoded. On flex its f32 tensors are the parameters, read in
+    /// place from the mapped file (no copy, no fresh memory): the file must not be truncated or rewritten in
+    /// place while the detector lives (replacing it by a rename is fine).
     pub fn from_safetensors(config: ModelConfig, path: impl AsRef<Path>, device: Device) -> Result<Self> {
         let model = MaskRcnn::new(&config, &device);
         let weights = StateDict::from_safetensors_file_for(path, &expected_keys(&model))?;

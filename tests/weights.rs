@@ -169,7 +169,7 @@ fn linear_weights_are_transposed_on_load() {
     assert_eq!(data[7 * 81 + 5], 3.5);
 }
 
-/// The file reader (header, then each tensor read into its own buffer) against the in-memory parser: the same
+/// The file reader (the file mapped, f32 tensors read in place) against the in-memory parser: the same
 /// tensors for f32, f16 and bf16 files, and the same kind of error for every cut, junk header, integer dtype,
 /// NaN and trailing byte.
 #[test]

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors};
+use safetensors::{Dtype, SafeTensorError};
 
 use super::mapping::{KeySpec, check_keys};
 use super::values::Values;
@@ -60,14 +60,16 @@ fn float_format(dtype: Dtype) -> Option<FloatFormat> {
 }
 
 impl StateDict {
-    /// Reads a safetensors file; f16, bf16 and f64 tensors are cast to f32.
+    /// Reads a safetensors file; f16, bf16 and f64 tensors are cast to f32. The file is mapped and its f32
+    /// tensors read in place: it must not be truncated or rewritten in place while they are alive (replacing it
+    /// by a rename is fine).
     pub fn from_safetensors_file(path: impl AsRef<Path>) -> Result<Self, WeightsError> {
         Self::read_safetensors_file(path.as_ref(), None)
     }
 
     /// Reads a safetensors file holding exactly the tensors `specs` names (a model's [`super::expected_keys`]):
     /// a file larger than those tensors can take is refused before it is read, and keys and shapes are checked
-    /// on the header before any tensor is decoded.
+    /// on the header before any tensor is decoded. Mapped, like [`StateDict::from_safetensors_file`].
     pub fn from_safetensors_file_for(path: impl AsRef<Path>, specs: &[KeySpec]) -> Result<Self, WeightsError> {
         Self::read_safetensors_file(path.as_ref(), Some(specs))
     }
@@ -83,22 +85,39 @@ impl StateDict {
     }
 
     /// `bytes`' tensors; with `file` (the mapped file `bytes` is), f32 tensors are read in place from it.
+    /// The header is checked with overflow-safe sizes (safetensors' own `deserialize` adds a forged header's data
+    /// length unchecked, a panic in debug builds): offsets contiguous from 0 and each tensor's byte length
+    /// matching its shape and dtype (`Metadata`'s validation), the buffer exactly header plus data.
     fn parse_safetensors(bytes: &[u8], origin: &str, specs: Option<&[KeySpec]>, file: Option<&bytes::Bytes>) -> Result<Self, WeightsError> {
-        // `deserialize` checks every tensor's offsets and byte length against the buffer.
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() })?;
-        let views = st.tensors();
+        use safetensors::tensor::Metadata;
+        /// safetensors' own bound on the header (`MAX_HEADER_SIZE`).
+        const MAX_HEADER: usize = 100_000_000;
+        let corrupt = |e: SafeTensorError| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() };
+        let (len, rest) = bytes.split_first_chunk::<8>().ok_or(corrupt(SafeTensorError::HeaderTooSmall))?;
+        let n = usize::try_from(u64::from_le_bytes(*len)).unwrap_or(usize::MAX);
+        if n > MAX_HEADER {
+            return Err(corrupt(SafeTensorError::HeaderTooLarge));
+        }
+        let (header, data) = rest.split_at_checked(n).ok_or(corrupt(SafeTensorError::InvalidHeaderLength))?;
+        let header = std::str::from_utf8(header).map_err(|e| corrupt(SafeTensorError::InvalidHeader(e)))?;
+        let metadata: Metadata = serde_json::from_str(header).map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e)))?;
+        if metadata.data_len() != data.len() {
+            return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer));
+        }
+        let infos = metadata.tensors();
         if let Some(specs) = specs {
-            check_keys(origin, specs, views.iter().map(|(k, v)| (k.as_str(), v.shape())))?;
+            check_keys(origin, specs, infos.iter().map(|(k, v)| (k.as_str(), v.shape.as_slice())))?;
         }
         let mut dict = Self { origin: origin.to_string(), tensors: BTreeMap::new() };
-        for (key, view) in views {
-            let Some(format) = float_format(view.dtype()) else {
-                return Err(WeightsError::Dtype { origin: origin.to_string(), key, dtype: format!("{:?}", view.dtype()) });
+        for key in metadata.offset_keys() {
+            let info = infos[&key];
+            let Some(format) = float_format(info.dtype) else {
+                return Err(WeightsError::Dtype { origin: origin.to_string(), key, dtype: format!("{:?}", info.dtype) });
             };
-            let in_place = file.filter(|_| format == FloatFormat::F32).and_then(|f| Values::in_place(f.slice_ref(view.data())));
-            let values = in_place.unwrap_or_else(|| format.decode(view.data()).into());
-            dict.insert_checked(key, view.shape().to_vec(), values)?;
+            let raw = &data[info.data_offsets.0..info.data_offsets.1];
+            let in_place = file.filter(|_| format == FloatFormat::F32).and_then(|f| Values::in_place(f.slice_ref(raw)));
+            let values = in_place.unwrap_or_else(|| format.decode(raw).into());
+            dict.insert_checked(key, info.shape.clone(), values)?;
         }
         Ok(dict)
     }
@@ -122,12 +141,13 @@ impl StateDict {
         if size == 0 {
             return Self::parse_safetensors(&[], &origin, specs, None); // nothing to map
         }
-        // SAFETY: the mapping is private and read-only, and `size` is the opened file's length, so every byte
-        // of it is inside the file. Memory safety then rests on no other process truncating or rewriting the
-        // file while its tensors are alive, the contract of every memory-mapped weights loader (safetensors'
-        // `safe_open`, candle, llama.cpp): a rewrite would change parameter values under the model (f32 has no
-        // invalid bit pattern), a truncation would fault. Checkpoints are written once, atomically
-        // (`fs::write_atomic` renames a new file over the old one, which leaves this mapping intact).
+        // SAFETY: the mapping is private and read-only, and `len` is the opened file's length, so it covers the
+        // file and nothing past it. What memmap2 cannot promise, and this relies on, is that no one truncates or
+        // rewrites the file while its tensors are alive (the contract of every memory-mapped weights loader:
+        // safetensors' `safe_open`, candle, llama.cpp; documented on `Detector::from_safetensors`): a truncation
+        // would fault the process (SIGBUS), a rewrite in place would change parameters under the model. Files
+        // replaced by renaming a new one over them (`fs::write_atomic`, what this crate's converter and
+        // downloads do) leave this mapping intact.
         let len = usize::try_from(size).map_err(|_| io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "too large to map")))?;
         let map = unsafe { memmap2::MmapOptions::new().len(len).map_copy_read_only(&file) }.map_err(io)?;
         let map = bytes::Bytes::from_owner(map);
@@ -193,4 +213,37 @@ pub(crate) fn checked_file_size(path: &Path, max: Option<u64>) -> Result<u64, We
 
 fn too_large(path: &Path, size: u64, max: u64) -> WeightsError {
     WeightsError::TooLarge { origin: path.display().to_string(), what: "the file is larger than the model's tensors".into(), size, max }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A file's f32 tensors are read in place from the mapping (f16 ones decoded), with the values written.
+    #[test]
+    fn file_tensors_are_read_in_place() {
+        let path = std::env::temp_dir().join(format!("mask-rcnn-burn-in-place-{}.safetensors", std::process::id()));
+        let mut dict = StateDict::default();
+        dict.tensors.insert("a".into(), HostTensor { shape: vec![2, 3], data: vec![1.0, -2.0, 3.5, 0.25, 5.0, 6.0].into() });
+        dict.tensors.insert("b".into(), HostTensor { shape: vec![1], data: vec![7.0].into() });
+        dict.write_safetensors(&path).unwrap();
+        let back = StateDict::from_safetensors_file(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(back.tensors, dict.tensors);
+        assert!(back.tensors.values().all(|t| t.data.is_in_place()));
+    }
+
+    /// Offsets whose sum passes `usize::MAX` (safetensors' `deserialize` adds them unchecked) are a typed error.
+    #[test]
+    fn a_forged_data_length_is_corrupt_not_an_overflow() {
+        let big = (1u64 << 61) - 1;
+        let entries: Vec<String> = (0..8u64)
+            .map(|i| format!("\"t{i}\":{{\"dtype\":\"U8\",\"shape\":[{big}],\"data_offsets\":[{},{}]}}", i * big, (i + 1) * big))
+            .collect();
+        let mut header = format!("{{{}}}", entries.join(",")).into_bytes();
+        header.resize(header.len().next_multiple_of(8), b' ');
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend(header);
+        assert!(matches!(StateDict::from_safetensors_bytes(&bytes, "forged"), Err(WeightsError::Corrupt { .. })));
+    }
 }

@@ -29,6 +29,12 @@ impl Values {
         fits.then_some(Self(Repr::Mapped(raw)))
     }
 
+    /// Whether the values are read in place from a mapped file.
+    #[cfg(test)]
+    pub(crate) fn is_in_place(&self) -> bool {
+        matches!(self.0, Repr::Mapped(_))
+    }
+
     /// The values as a tensor's data of `shape` (in place when they are).
     pub(crate) fn into_tensor_data(self, shape: Vec<usize>) -> TensorData {
         match self.0 {
