@@ -4,7 +4,7 @@
 //! stdout and the same as JSON.
 //!
 //!     cargo run --release --example gpu_report -- --json report.json
-//!     cargo run --release --example gpu_report -- --small --proposals 100 --iters 1 --models r50 --precisions f32 --devices wgpu   # CI, lavapipe
+//!     cargo run --release --example gpu_report -- --small --proposals 20 --detections 5 --iters 1 --models r50 --precisions f32 --devices wgpu   # CI, lavapipe
 //!
 //! Input: the coffee fixture photo, embedded in the binary, at the configs' 1333x800 scale (800x1216 padded), or
 //! at 320x240 (224x320 padded) with `--small`. Weights: `weights::synth::random_state_dict` (every key, the
@@ -49,6 +49,9 @@ struct Args {
     /// Proposals kept per image (the configs' 1000 by default; fewer for a quick run on a software adapter).
     #[arg(long)]
     proposals: Option<usize>,
+    /// Detections kept per image (the configs' 100 by default; fewer for a quick run on a software adapter).
+    #[arg(long)]
+    detections: Option<usize>,
     /// Also write the report as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -120,6 +123,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         if let Some(n) = args.proposals {
             config.test.rpn.max_per_img = n;
+        }
+        if let Some(n) = args.detections {
+            config.test.rcnn.max_per_img = n;
         }
         proposals = config.test.rpn.max_per_img;
         let weights = random_state_dict(&config, 1);

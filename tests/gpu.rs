@@ -1,5 +1,6 @@
-//! The GPU path on wgpu (in CI: Mesa's software Vulkan, lavapipe): the r50_hopper_320 fixture end to end with
-//! the same matching thresholds as on flex. Skipped, with a message, where wgpu finds no Vulkan/Metal/DX12
+//! The GPU path on wgpu (in CI: Mesa's software Vulkan, lavapipe): the r50_hopper_320 fixture end to end, in CI
+//! on a tenth of its RoI heads' work against flex (the whole case against mmdetection behind `--ignored`), and
+//! each CubeCL kernel against its host reference. Skipped, with a message, where wgpu finds no Vulkan/Metal/DX12
 //! adapter at all.
 
 mod common;
@@ -15,16 +16,20 @@ fn wgpu_device() -> Option<Device> {
     Some(Device::wgpu(DeviceKind::DefaultDevice))
 }
 
+/// The r50_hopper_320 fixture end to end against mmdetection (1000 proposals, 100 detections). Behind
+/// `--ignored`: its RoI heads (~350 GFLOP of direct convolutions) take lavapipe 14.6 minutes alone on a 2-core
+/// machine, past CI's GPU-test budget; CI runs the smaller case below against flex, which the parity tests
+/// hold to mmdetection on this fixture. Run it with `cargo test --release --test gpu -- --ignored`.
 #[test]
+#[ignore = "~15 min on lavapipe; run with --ignored"]
 fn hopper_320_end_to_end_on_wgpu() {
     let Some(device) = wgpu_device() else { return };
     assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "wgpu");
 }
 
-/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL). Another ~7 minutes on lavapipe, which would
-/// take CI's GPU tests past their 10-minute budget: run it with `cargo test --release --test gpu -- --ignored`.
+/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL), behind `--ignored` for the same reason.
 #[test]
-#[ignore = "~7 min on lavapipe; run with --ignored"]
+#[ignore = "~15 min on lavapipe; run with --ignored"]
 fn hopper_320_end_to_end_on_vulkan() {
     if wgpu_device().is_none() {
         return;
@@ -33,25 +38,32 @@ fn hopper_320_end_to_end_on_vulkan() {
     assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "vulkan");
 }
 
-/// f16 weights and activations (GroupNorm statistics in f32) against flex at f32 on the same machine, on a smaller
-/// case than the fixture's (100 proposals instead of 1000: the box head's work on a software adapter): at least 90%
-/// of flex's detections matched at box IoU >= 0.9 (same label, |score diff| <= 0.02).
+/// The whole GPU path in CI: the r50_hopper_320 fixture's image and weights with 100 proposals and 20 detections
+/// (a tenth of the RoI heads' work), on wgpu against flex on the same machine. At f32 every detection matches
+/// with the thresholds the fixture cases use against mmdetection (label, box IoU >= 0.98, |score diff| <= 2e-3,
+/// mask I/U >= 0.99); at f16 (weights and activations; GroupNorm statistics in f32) at least 90% at box IoU
+/// >= 0.9 and |score diff| <= 0.02.
 #[test]
-fn hopper_320_100_proposals_f16_on_wgpu_matches_flex() {
+fn hopper_320_small_on_wgpu_matches_flex_f32_and_f16() {
     use mask_rcnn_burn::precision::Precision;
     let Some(device) = wgpu_device() else { return };
     let small = |device: Device| {
         let mut det = case_detector("r50_hopper_320", device);
-        det.test_config_mut().rpn.max_per_img = 100;
+        (det.test_config_mut().rpn.max_per_img, det.test_config_mut().rcnn.max_per_img) = (100, 20);
         det
     };
     let image = case_image("r50_hopper_320");
     let reference = small(Device::flex()).predict(&image).unwrap();
+    assert_eq!(reference.len(), 20, "the case keeps 20 detections");
+    let ours = small(device.clone()).predict(&image).unwrap();
+    let (matched, mask) = match_against(&reference, &ours, 0.98, 2e-3);
+    println!("wgpu f32, 100 proposals: {matched}/{} of flex matched at IoU >= 0.98, mask I/U {mask:.5}", reference.len());
+    assert_eq!(matched, reference.len(), "wgpu f32: only {matched} of {} detections matched", reference.len());
+    assert!(mask >= 0.99, "wgpu f32: mask intersection/union {mask}");
     let ours = small(device).with_precision(Precision::F16).predict(&image).unwrap();
     let (matched, mask) = match_against(&reference, &ours, 0.9, 0.02);
     println!("wgpu f16, 100 proposals: {matched}/{} of flex f32 matched at IoU >= 0.9, mask I/U {mask:.5}", reference.len());
-    assert!(reference.len() >= 50, "the case keeps {} detections", reference.len());
-    assert!(matched * 10 >= reference.len() * 9, "only {matched} of {} detections matched", reference.len());
+    assert!(matched * 10 >= reference.len() * 9, "wgpu f16: only {matched} of {} detections matched", reference.len());
 }
 
 /// The GPU report binary (examples/gpu_report.rs) on the software adapter at its CI size: it runs, matches flex,
@@ -65,7 +77,7 @@ fn gpu_report_runs_on_a_small_input() {
     let bin = deps.parent().unwrap().join("examples").join(format!("gpu_report{}", std::env::consts::EXE_SUFFIX));
     let json = std::env::temp_dir().join(format!("gpu-report-{}.json", std::process::id()));
     let out = std::process::Command::new(&bin)
-        .args(["--small", "--proposals", "100", "--iters", "1", "--models", "r50", "--precisions", "f32", "--devices", "wgpu", "--batch", "1", "--json"])
+        .args(["--small", "--proposals", "20", "--detections", "5", "--iters", "1", "--models", "r50", "--precisions", "f32", "--devices", "wgpu", "--batch", "1", "--json"])
         .arg(&json)
         .output()
         .unwrap();
@@ -267,13 +279,13 @@ fn group_norm_kernel_matches_flex_reference() {
 
 /// `predict_batch` on the GPU path: each image's detections in a batch of 3 (two padded shapes: the two hoppers
 /// run as one batch) equal its own `predict`'s. A small case for a software adapter: 192x144 scale (192x160 and
-/// 192x128 inputs), 50 proposals, 20 detections per image.
+/// 192x128 inputs), 20 proposals, 5 detections per image (the RoI heads' convs are most of lavapipe's time).
 #[test]
 fn batch_equals_single_images_on_wgpu() {
     let Some(device) = wgpu_device() else { return };
     let mut det = case_detector("r50_hopper_320", device);
     let test = det.test_config_mut();
-    (test.scale, test.rpn.max_per_img, test.rcnn.max_per_img) = ([192, 144], 50, 20);
+    (test.scale, test.rpn.max_per_img, test.rcnn.max_per_img) = ([192, 144], 20, 5);
     let open = |name: &str| mask_rcnn_burn::BgrImage::open(fixtures().join("images").join(name)).unwrap();
     let images = [open("hopper_640x480.png"), open("coffee_600x400_q85.jpg"), open("hopper_640x480.png")];
     let batched = det.predict_batch(&images).unwrap();

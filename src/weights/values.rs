@@ -3,7 +3,7 @@
 //!
 //! Read in place, the weights cost a cold process no fresh memory: the file's pages are already in the page
 //! cache, and mapping them touches nothing new. Copied, 183 MB of R-50 weights were 183 MB of fresh pages,
-//! which on a VM that hands freed memory back to its host cost a cold load 0.6-1.2 s (`Detector` README,
+//! which on a VM that hands freed memory back to its host cost a cold load 0.6-1.2 s (README,
 //! Performance).
 
 use std::ops::Deref;
