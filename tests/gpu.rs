@@ -90,7 +90,7 @@ fn gpu_report_runs_on_a_small_input() {
     let r = &report["rows"][0];
     assert_eq!(r["matched_strict"], r["reference"], "{row}");
     assert!(r["reference"].as_u64().unwrap() > 0 && r["readbacks_per_image"].as_u64().unwrap() > 0, "{row}");
-    // The batched column (`--batch 2` here: 0.02 images/s, identical) would double the test's ~3 minutes on
+    // The batched column (`--batch 2`: 0.02 images/s on an EPYC, identical) would double the test's time on
     // lavapipe; batching on wgpu is tested by batch_equals_single_images_on_wgpu.
     assert!(r["batch_images_per_s"].is_null(), "{row}");
 }
