@@ -1,5 +1,5 @@
-//! The GPU path on wgpu (in CI: Mesa's software Vulkan, lavapipe): the r50_hopper_320 fixture end to end, in CI
-//! on a tenth of its RoI heads' work against flex (the whole case against mmdetection behind `--ignored`), and
+//! The GPU path on wgpu (in CI: Mesa's software Vulkan, lavapipe): the r50_hopper_320 fixture end to end against
+//! mmdetection at f32, the same image and weights at f16 on a tenth of the RoI heads' work against flex, and
 //! each CubeCL kernel against its host reference. Skipped, with a message, where wgpu finds no Vulkan/Metal/DX12
 //! adapter at all.
 
@@ -16,20 +16,18 @@ fn wgpu_device() -> Option<Device> {
     Some(Device::wgpu(DeviceKind::DefaultDevice))
 }
 
-/// The r50_hopper_320 fixture end to end against mmdetection (1000 proposals, 100 detections). Behind
-/// `--ignored`: its RoI heads (~350 GFLOP of direct convolutions) take lavapipe 14.6 minutes alone on a 2-core
-/// machine, past CI's GPU-test budget; CI runs the smaller case below against flex, which the parity tests
-/// hold to mmdetection on this fixture. Run it with `cargo test --release --test gpu -- --ignored`.
+/// The r50_hopper_320 fixture end to end against mmdetection (1000 proposals, 100 detections; ~4 minutes on
+/// lavapipe on a 2-core machine, most of it the RoI heads' ~350 GFLOP of direct convolutions).
 #[test]
-#[ignore = "~15 min on lavapipe; run with --ignored"]
 fn hopper_320_end_to_end_on_wgpu() {
     let Some(device) = wgpu_device() else { return };
     assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "wgpu");
 }
 
-/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL), behind `--ignored` for the same reason.
+/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL): the same kernels through another compiler, behind
+/// `--ignored` to keep CI's GPU tests within their budget. Run it with `cargo test --release --test gpu -- --ignored`.
 #[test]
-#[ignore = "~15 min on lavapipe; run with --ignored"]
+#[ignore = "~4 min more on lavapipe; run with --ignored"]
 fn hopper_320_end_to_end_on_vulkan() {
     if wgpu_device().is_none() {
         return;
@@ -38,13 +36,13 @@ fn hopper_320_end_to_end_on_vulkan() {
     assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "vulkan");
 }
 
-/// The whole GPU path in CI: the r50_hopper_320 fixture's image and weights with 100 proposals and 20 detections
-/// (a tenth of the RoI heads' work), on wgpu against flex on the same machine. At f32 every detection matches
-/// with the thresholds the fixture cases use against mmdetection (label, box IoU >= 0.98, |score diff| <= 2e-3,
-/// mask I/U >= 0.99); at f16 (weights and activations; GroupNorm statistics in f32) at least 90% at box IoU
-/// >= 0.9 and |score diff| <= 0.02.
+/// Half precision on the GPU path: the r50_hopper_320 fixture's image and weights with 100 proposals and 20
+/// detections (a tenth of the RoI heads' work), at f16 (weights and activations; GroupNorm statistics in f32) on
+/// wgpu against flex at f32 on the same machine: at least 90% of the detections match at box IoU >= 0.9 and
+/// |score diff| <= 0.02. (At f32 every one matches at the fixture cases' thresholds; f32 is held to
+/// mmdetection by the test above.)
 #[test]
-fn hopper_320_small_on_wgpu_matches_flex_f32_and_f16() {
+fn hopper_320_small_on_wgpu_f16_matches_flex() {
     use mask_rcnn_burn::precision::Precision;
     let Some(device) = wgpu_device() else { return };
     let small = |device: Device| {
@@ -55,11 +53,6 @@ fn hopper_320_small_on_wgpu_matches_flex_f32_and_f16() {
     let image = case_image("r50_hopper_320");
     let reference = small(Device::flex()).predict(&image).unwrap();
     assert_eq!(reference.len(), 20, "the case keeps 20 detections");
-    let ours = small(device.clone()).predict(&image).unwrap();
-    let (matched, mask) = match_against(&reference, &ours, 0.98, 2e-3);
-    println!("wgpu f32, 100 proposals: {matched}/{} of flex matched at IoU >= 0.98, mask I/U {mask:.5}", reference.len());
-    assert_eq!(matched, reference.len(), "wgpu f32: only {matched} of {} detections matched", reference.len());
-    assert!(mask >= 0.99, "wgpu f32: mask intersection/union {mask}");
     let ours = small(device).with_precision(Precision::F16).predict(&image).unwrap();
     let (matched, mask) = match_against(&reference, &ours, 0.9, 0.02);
     println!("wgpu f16, 100 proposals: {matched}/{} of flex f32 matched at IoU >= 0.9, mask I/U {mask:.5}", reference.len());

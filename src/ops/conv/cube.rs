@@ -1,10 +1,15 @@
-//! A plain direct convolution kernel (one invocation per output pixel and 4 output channels, f32 accumulation),
-//! for software Vulkan.
+//! A plain direct convolution kernel (each invocation a block of output pixels x output channels, f32
+//! accumulation), for software Vulkan.
 //!
 //! On lavapipe, Burn's conv2d goes through its autotuner, which times each candidate kernel on every new
 //! shape; there each timing run of a 1000-RoI box-head conv takes seconds, and a fresh machine spent most of
 //! its GPU-test time in these runs. This kernel has no candidates to time and compiles once per dtype; on
 //! hardware GPUs Burn's tuned convolutions run instead (see [`super::use_plain_matmul`]).
+//!
+//! lavapipe runs a storage-buffer load whose address differs between invocations as one scalar load per SIMD
+//! lane, so loads, not multiply-adds, set this kernel's speed: a block of `PIXELS` x `CHANNELS` outputs takes
+//! `PIXELS + CHANNELS` loads per filter tap for `PIXELS * CHANNELS` multiply-adds (1 pixel x 4 channels took
+//! 5 loads per 4).
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -30,13 +35,16 @@ fn output_shape(x: &Shape, weight: &Shape, geometry: &[u32; 6]) -> Shape {
     Shape::from(vec![x[0], weight[0], out(x[2], top + bottom, weight[2], sy), out(x[3], left + right, weight[3], sx)])
 }
 
+/// Output pixels (along a row) per invocation: one weight load serves this many multiply-adds.
+const PIXELS: usize = 4;
 /// Output channels per invocation: one input load serves this many multiply-adds.
-const CHANNELS_PER_UNIT: usize = 4;
+const CHANNELS: usize = 8;
 
 mod kernel {
     use cubecl::prelude::*;
 
-    /// One invocation per (sample, block of 4 output channels, output pixel); f32 accumulation whatever F is.
+    /// One invocation per (sample, block of `channels` output channels, output row, block of `pixels` output
+    /// pixels of that row); f32 accumulation whatever F is.
     #[cube(launch)]
     pub fn plain_conv2d_kernel<F: Float>(
         x: &Tensor<F>,
@@ -47,27 +55,40 @@ mod kernel {
         stride_x: usize,
         pad_top: usize,
         pad_left: usize,
+        #[comptime] pixels: usize,
+        #[comptime] channels_per_unit: usize,
+        #[comptime] accumulators: usize,
         #[define(F)] _dtype: ElemType,
     ) {
         let (out_k, out_h, out_w) = (out.shape(1), out.shape(2), out.shape(3));
-        let blocks = (out_k + 3) / 4;
-        if ABSOLUTE_POS >= out.shape(0) * blocks * out_h * out_w {
+        let blocks = (out_k + channels_per_unit - 1) / channels_per_unit;
+        let x_blocks = (out_w + pixels - 1) / pixels;
+        if ABSOLUTE_POS >= out.shape(0) * blocks * out_h * x_blocks {
             terminate!();
         }
         let (channels, height, width) = (x.shape(1), x.shape(2), x.shape(3));
         let (kh, kw) = (weight.shape(2), weight.shape(3));
-        let ox = ABSOLUTE_POS % out_w;
-        let oy = (ABSOLUTE_POS / out_w) % out_h;
-        let k0 = ((ABSOLUTE_POS / (out_w * out_h)) % blocks) * 4;
-        let n = ABSOLUTE_POS / (out_w * out_h * blocks);
-        // Channels past the last read the last one's weights and are not written.
-        let last = out_k - 1;
-        let (k1, k2, k3) = (usize::min(k0 + 1, last), usize::min(k0 + 2, last), usize::min(k0 + 3, last));
+        let ox0 = (ABSOLUTE_POS % x_blocks) * pixels;
+        let oy = (ABSOLUTE_POS / x_blocks) % out_h;
+        let k0 = ((ABSOLUTE_POS / (x_blocks * out_h)) % blocks) * channels_per_unit;
+        let n = ABSOLUTE_POS / (x_blocks * out_h * blocks);
         let filter_len = channels * kh * kw;
-        let mut acc0 = f32::cast_from(bias[k0]);
-        let mut acc1 = f32::cast_from(bias[k1]);
-        let mut acc2 = f32::cast_from(bias[k2]);
-        let mut acc3 = f32::cast_from(bias[k3]);
+        // Channels past the last read the last one's weights and pixels past the row's end read whatever lies
+        // there (or padding); neither is written.
+        let last = out_k - 1;
+        let mut filters = Array::<usize>::new(channels_per_unit);
+        let mut acc = Array::<f32>::new(accumulators);
+        #[unroll]
+        for j in 0..channels_per_unit {
+            let k = usize::min(k0 + j, last);
+            filters[j] = k * filter_len;
+            let b = f32::cast_from(bias[k]);
+            #[unroll]
+            for p in 0..pixels {
+                acc[j * pixels + p] = b;
+            }
+        }
+        let mut w = Array::<f32>::new(channels_per_unit);
         for c in 0..channels {
             let plane = (n * channels + c) * height;
             for ky in 0..kh {
@@ -76,32 +97,28 @@ mod kernel {
                     let row = (plane + ry - pad_top) * width;
                     let tap = (c * kh + ky) * kw;
                     for kx in 0..kw {
-                        let rx = ox * stride_x + kx;
-                        if rx >= pad_left && rx - pad_left < width {
-                            let v = f32::cast_from(x[row + rx - pad_left]);
-                            let t = tap + kx;
-                            acc0 += v * f32::cast_from(weight[k0 * filter_len + t]);
-                            acc1 += v * f32::cast_from(weight[k1 * filter_len + t]);
-                            acc2 += v * f32::cast_from(weight[k2 * filter_len + t]);
-                            acc3 += v * f32::cast_from(weight[k3 * filter_len + t]);
+                        #[unroll]
+                        for j in 0..channels_per_unit {
+                            w[j] = f32::cast_from(weight[filters[j] + tap + kx]);
+                        }
+                        #[unroll]
+                        for p in 0..pixels {
+                            let rx = (ox0 + p) * stride_x + kx;
+                            if rx >= pad_left && rx - pad_left < width {
+                                let v = f32::cast_from(x[row + rx - pad_left]);
+                                #[unroll]
+                                for j in 0..channels_per_unit {
+                                    acc[j * pixels + p] += v * w[j];
+                                }
+                            }
                         }
                     }
                 }
             }
         }
-        let pixel = oy * out_w + ox;
         let plane = out_h * out_w;
-        let base = n * out_k * plane + pixel;
-        out[base + k0 * plane] = F::cast_from(acc0);
-        if k0 + 1 < out_k {
-            out[base + (k0 + 1) * plane] = F::cast_from(acc1);
-        }
-        if k0 + 2 < out_k {
-            out[base + (k0 + 2) * plane] = F::cast_from(acc2);
-        }
-        if k0 + 3 < out_k {
-            out[base + (k0 + 3) * plane] = F::cast_from(acc3);
-        }
+        let base = (n * out_k + k0) * plane + oy * out_w + ox0;
+        crate::ops::launch::store_block(out, &acc, base, plane, out_k - k0, out_w - ox0, channels_per_unit, pixels);
     }
 }
 
@@ -113,7 +130,7 @@ impl PlainConv for CubeBackend {
         if shape.num_elements() == 0 {
             return out;
         }
-        let units = shape[0] * shape[1].div_ceil(CHANNELS_PER_UNIT) * shape[2] * shape[3];
+        let units = shape[0] * shape[1].div_ceil(CHANNELS) * shape[2] * shape[3].div_ceil(PIXELS);
         let (cube_count, cube_dim) = launch::elementwise(&x.client, units);
         let dtype = x.dtype;
         let [sy, sx, top, left, ..] = geometry.map(|v| v as usize);
@@ -129,6 +146,9 @@ impl PlainConv for CubeBackend {
             sx,
             top,
             left,
+            PIXELS,
+            CHANNELS,
+            PIXELS * CHANNELS,
             dtype_to_storage_type(dtype),
         );
         out

@@ -1,8 +1,10 @@
-//! A plain batched matmul kernel (one invocation per output element), for software Vulkan.
+//! A plain batched matmul kernel (each invocation a `ROWS` x `COLS` block of the output), for software Vulkan.
 //!
 //! Mesa's lavapipe (22.3 and 25.0) segfaults while compiling Burn 0.22.1's tiled matmul
 //! (`cubek_matmul`'s `MatmulEntry`), which every `matmul`, 1x1 conv and transposed conv reaches. This kernel
 //! compiles there; on hardware GPUs Burn's tuned matmul is used instead (see [`dispatch`](crate::ops::dispatch)).
+//! Loads set its speed on lavapipe (see [`conv`](crate::ops::conv)'s plain kernel): a block takes `ROWS + COLS`
+//! loads per step of the inner dimension for `ROWS * COLS` multiply-adds.
 
 use burn::backend::cubecl::dtype_to_storage_type;
 use burn::backend::tensor::FloatTensor;
@@ -25,9 +27,15 @@ fn output_shape(lhs: &Shape, rhs: &Shape) -> Shape {
     Shape::from(vec![lhs[0].max(rhs[0]), lhs[1], rhs[2]])
 }
 
+/// Output rows per invocation.
+const ROWS: usize = 4;
+/// Output columns per invocation.
+const COLS: usize = 4;
+
 mod kernel {
     use cubecl::prelude::*;
 
+    /// One invocation per (batch, block of `rows` output rows, block of `cols` output columns).
     #[cube(launch)]
     pub fn plain_matmul_kernel<F: Float>(
         lhs: &Tensor<F>,
@@ -35,25 +43,57 @@ mod kernel {
         out: &mut Tensor<F>,
         lhs_batch_stride: usize,
         rhs_batch_stride: usize,
+        #[comptime] rows: usize,
+        #[comptime] cols: usize,
+        #[comptime] accumulators: usize,
         #[define(F)] _dtype: ElemType,
     ) {
-        if ABSOLUTE_POS >= out.len() {
-            terminate!();
-        }
         let m = out.shape(1);
         let n = out.shape(2);
         let k = lhs.shape(2);
-        let b = ABSOLUTE_POS / (m * n);
-        let i = (ABSOLUTE_POS / n) % m;
-        let j = ABSOLUTE_POS % n;
-        let lhs_row = b * lhs_batch_stride + i * k;
-        let rhs_col = b * rhs_batch_stride + j;
-        // f32 accumulation whatever F is: an f16 sum over the box head's 12544 inputs would lose the result.
-        let mut sum = 0.0f32;
-        for kk in 0..k {
-            sum += f32::cast_from(lhs[lhs_row + kk]) * f32::cast_from(rhs[rhs_col + kk * n]);
+        let row_blocks = (m + rows - 1) / rows;
+        let col_blocks = (n + cols - 1) / cols;
+        if ABSOLUTE_POS >= out.shape(0) * row_blocks * col_blocks {
+            terminate!();
         }
-        out[ABSOLUTE_POS] = F::cast_from(sum);
+        let j0 = (ABSOLUTE_POS % col_blocks) * cols;
+        let i0 = ((ABSOLUTE_POS / col_blocks) % row_blocks) * rows;
+        let b = ABSOLUTE_POS / (col_blocks * row_blocks);
+        // Rows and columns past the end read the last one and are not written.
+        let mut lhs_rows = Array::<usize>::new(rows);
+        #[unroll]
+        for r in 0..rows {
+            lhs_rows[r] = b * lhs_batch_stride + usize::min(i0 + r, m - 1) * k;
+        }
+        let mut rhs_cols = Array::<usize>::new(cols);
+        #[unroll]
+        for c in 0..cols {
+            rhs_cols[c] = b * rhs_batch_stride + usize::min(j0 + c, n - 1);
+        }
+        // f32 accumulation whatever F is: an f16 sum over the box head's 12544 inputs would lose the result.
+        let mut acc = Array::<f32>::new(accumulators);
+        #[unroll]
+        for i in 0..accumulators {
+            acc[i] = 0.0;
+        }
+        let mut a = Array::<f32>::new(rows);
+        for kk in 0..k {
+            #[unroll]
+            for r in 0..rows {
+                a[r] = f32::cast_from(lhs[lhs_rows[r] + kk]);
+            }
+            let offset = kk * n;
+            #[unroll]
+            for c in 0..cols {
+                let v = f32::cast_from(rhs[rhs_cols[c] + offset]);
+                #[unroll]
+                for r in 0..rows {
+                    acc[r * cols + c] += a[r] * v;
+                }
+            }
+        }
+        let base = (b * m + i0) * n + j0;
+        crate::ops::launch::store_block(out, &acc, base, n, m - i0, n - j0, rows, cols);
     }
 }
 
@@ -63,8 +103,11 @@ impl PlainMatmul for CubeBackend {
         let (ls, rs) = (lhs.meta.shape().clone(), rhs.meta.shape().clone());
         let shape = output_shape(&ls, &rs);
         let out = empty_device_dtype(lhs.client.clone(), lhs.device.clone(), shape.clone(), lhs.dtype);
-        let total = shape.num_elements();
-        let (cube_count, cube_dim) = launch::elementwise(&lhs.client, total);
+        if shape.num_elements() == 0 {
+            return out;
+        }
+        let units = shape[0] * shape[1].div_ceil(ROWS) * shape[2].div_ceil(COLS);
+        let (cube_count, cube_dim) = launch::elementwise(&lhs.client, units);
         let stride = |s: &Shape| if s[0] == 1 { 0 } else { s[1] * s[2] };
         let dtype = lhs.dtype;
         kernel::plain_matmul_kernel::launch(
@@ -76,6 +119,9 @@ impl PlainMatmul for CubeBackend {
             out.clone().into_tensor_arg(),
             stride(&ls),
             stride(&rs),
+            ROWS,
+            COLS,
+            ROWS * COLS,
             dtype_to_storage_type(dtype),
         );
         out
