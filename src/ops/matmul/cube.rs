@@ -28,9 +28,9 @@ fn output_shape(lhs: &Shape, rhs: &Shape) -> Shape {
 }
 
 /// Output rows per invocation.
-const ROWS: usize = 4;
+const ROWS: usize = 8;
 /// Output columns per invocation.
-const COLS: usize = 4;
+const COLS: usize = 8;
 
 mod kernel {
     use cubecl::prelude::*;
