@@ -336,6 +336,8 @@ impl Detector {
         let props = self.proposals_batch(&pyramid, &metas)?;
         lap(&mut t.rpn);
         let features: Vec<RoiFeatures> = (0..batch.len()).map(|i| self.roi_features_of(&pyramid, i, batch.len())).collect();
+        // Where RoIAlign runs on the host, `features` holds its own copies: the pyramid goes now, not after the heads.
+        drop(pyramid);
         let rois: Vec<&[BBox]> = props.iter().map(|p| p.boxes.as_slice()).collect();
         let dets = self.detect_boxes_batch(&features, &rois, &metas)?;
         lap(&mut t.box_head);

@@ -8,8 +8,6 @@
 mod cube;
 mod host;
 
-use std::sync::OnceLock;
-
 use burn::tensor::{DType, Device, Int, Tensor, TensorData};
 use rayon::prelude::*;
 
@@ -43,62 +41,66 @@ pub struct HostFeature {
     pub width: usize,
 }
 
-/// The pyramid levels RoIs are pooled from (P2..P5), with their strides; host copies are read once, on demand.
+/// The pyramid levels RoIs are pooled from (P2..P5), with their strides. Where RoIAlign runs on the host, the
+/// levels are copied channels-last once, when this is made, and the device tensors are let go: the caller can free
+/// the pyramid before the heads run (at 800x1216 P2..P5 are 81 MB, held twice otherwise).
 pub struct RoiFeatures {
-    /// P2..P5 on the model's device.
-    pub levels: Vec<Tensor<4>>,
     /// Each level's stride in pixels.
     pub strides: Vec<usize>,
-    host: OnceLock<Vec<HostFeature>>,
+    /// P2..P5 on the model's device, for the GPU path; empty where the host pools.
+    levels: Vec<Tensor<4>>,
+    /// Channels-last host copies of P2..P5, for the host path; empty where the device pools.
+    host: Vec<HostFeature>,
+    device: Device,
+    channels: usize,
+    dtype: DType,
 }
 
 impl RoiFeatures {
     /// The pyramid levels of one image (batch 1: RoIs carry no image index) and their strides.
     ///
     /// # Panics
-    /// If a level holds more than one image (a programming error: `Detector` slices each image's levels).
+    /// If there are no levels or a level holds more than one image (a programming error: `Detector` slices each
+    /// image's levels).
     pub fn new(levels: Vec<Tensor<4>>, strides: Vec<usize>) -> Self {
-        assert!(levels.iter().all(|l| l.dims()[0] == 1), "RoiFeatures holds the levels of one image");
-        Self { levels, strides, host: OnceLock::new() }
+        assert!(!levels.is_empty() && levels.iter().all(|l| l.dims()[0] == 1), "RoiFeatures holds the levels of one image");
+        let (device, channels, dtype) = (levels[0].device(), levels[0].dims()[1], levels[0].dtype());
+        if implementation(Op::RoiAlign, &device, dtype) == Impl::Cube {
+            return Self { strides, levels, host: Vec::new(), device, channels, dtype };
+        }
+        let host = levels.into_iter().map(host_feature).collect();
+        Self { strides, levels: Vec::new(), host, device, channels, dtype }
     }
 
     /// Where the features live.
     pub fn device(&self) -> Device {
-        self.levels[0].device()
+        self.device.clone()
     }
 
     /// Channels of every level.
     pub fn channels(&self) -> usize {
-        self.levels[0].dims()[1]
+        self.channels
     }
+}
 
-    /// Channels-last host copies of the levels (a deliberate read-back: the reference RoIAlign runs on the CPU),
-    /// made once for both branches.
-    pub fn host(&self) -> &[HostFeature] {
-        self.host.get_or_init(|| {
-            self.levels
-                .iter()
-                .map(|t| {
-                    let [_, channels, height, width] = t.dims();
-                    // f32 read in place; f16 features (flex at f16) converted to f32. Flex memory is the host's.
-                    let chw = if t.dtype() == DType::F32 {
-                        flex::host_values(t.clone())
-                    } else {
-                        HostValues::Owned(t.clone().into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32"))
-                    };
-                    let mut data = vec![0f32; chw.len()];
-                    data.par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
-                        for (ci, plane) in chw.chunks_exact(height * width).enumerate() {
-                            for (x, v) in plane[y * width..][..width].iter().enumerate() {
-                                row[x * channels + ci] = *v;
-                            }
-                        }
-                    });
-                    HostFeature { data, channels, height, width }
-                })
-                .collect()
-        })
-    }
+/// A level's channels-last host copy (a deliberate read-back: the reference RoIAlign runs on the CPU).
+fn host_feature(t: Tensor<4>) -> HostFeature {
+    let [_, channels, height, width] = t.dims();
+    // f32 read in place; f16 features (flex at f16) converted to f32. Flex memory is the host's.
+    let chw = if t.dtype() == DType::F32 {
+        flex::host_values(t)
+    } else {
+        HostValues::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32"))
+    };
+    let mut data = vec![0f32; chw.len()];
+    data.par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
+        for (ci, plane) in chw.chunks_exact(height * width).enumerate() {
+            for (x, v) in plane[y * width..][..width].iter().enumerate() {
+                row[x * channels + ci] = *v;
+            }
+        }
+    });
+    HostFeature { data, channels, height, width }
 }
 
 /// mmdet `SingleRoIExtractor.map_roi_levels`, in f32.
@@ -115,11 +117,10 @@ pub fn roi_align(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConfig) ->
     if rois.is_empty() {
         return Tensor::zeros([0, c, s, s], &device);
     }
-    let dtype = features.levels[0].dtype();
-    if implementation(Op::RoiAlign, &device, dtype) == Impl::Cube {
+    if !features.levels.is_empty() {
         return roi_align_on_device(features, rois, cfg);
     }
-    let host = features.host();
+    let (host, dtype) = (&features.host, features.dtype);
     let mut out = vec![0f32; rois.len() * c * s * s];
     out.par_chunks_mut(c * s * s).zip(rois).for_each(|(dst, roi)| {
         let lvl = roi_level(roi, cfg.finest_scale, host.len());
