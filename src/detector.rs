@@ -23,7 +23,7 @@ use crate::output::Detections;
 use crate::postprocess::detector_postprocess;
 use crate::precision::Precision;
 use crate::preprocess::{ImageMeta, Preprocessed, preprocess};
-use crate::roi_heads::{BoxDetections, detect_boxes, mask_rcnn_inference};
+use crate::roi_heads::{BoxDetections, detect_boxes};
 use crate::rpn::{LevelCandidates, Proposals, proposals};
 use crate::structures::BBox;
 use crate::weights::{StateDict, expected_keys, load_state_dict};
@@ -221,8 +221,7 @@ impl Detector {
 
     /// Mask logits of each detection's own class: `[N, 28, 28]` (device).
     pub fn mask_logits(&self, features: &RoiFeatures, dets: &BoxDetections) -> Tensor<3> {
-        let logits = self.model.roi_head.mask_head.forward(self.mask_roi_features(features, &dets.boxes));
-        mask_rcnn_inference(logits, &dets.labels)
+        self.model.roi_head.mask_head.forward_own_class(self.mask_roi_features(features, &dets.boxes), &dets.labels)
     }
 
     /// Masks pasted into the original image, boxes rescaled to it: the final detections (one image).
@@ -239,7 +238,7 @@ impl Detector {
         for chunk in roi_chunks(&boxes, self.rows_per_buffer(per_det)) {
             let parts = chunk.iter().map(|(i, r)| self.mask_roi_features(&features[*i], &boxes[*i][r.clone()])).collect();
             let labels: Vec<usize> = chunk.iter().flat_map(|(i, r)| dets[*i].labels[r.clone()].iter().copied()).collect();
-            logits.push(mask_rcnn_inference(self.model.roi_head.mask_head.forward(cat(parts)), &labels));
+            logits.push(self.model.roi_head.mask_head.forward_own_class(cat(parts), &labels));
         }
         let mut logits = if logits.is_empty() { None } else { Some(cat(logits)) };
         let whole = dets.iter().filter(|d| !d.boxes.is_empty()).count() == 1;

@@ -30,6 +30,19 @@ pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
     }
 }
 
+/// `lhs.matmul(rhs)` for `[B, M, K] x [B, K, N]`, in f32 whatever the inputs' dtype (an f16 sum over K would
+/// lose the result), cast back to it.
+pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
+    let dtype = lhs.dtype();
+    if dtype != DType::F32 {
+        return batched_matmul(lhs.cast(DType::F32), rhs.cast(DType::F32)).cast(dtype);
+    }
+    if implementation(Op::Matmul, &lhs.device(), dtype) == Impl::Cube {
+        return cube::plain_matmul(lhs, rhs);
+    }
+    lhs.matmul(rhs)
+}
+
 /// `up.forward(x)` for the mask head's 2x2, stride-2 transposed conv: with no overlap between output
 /// windows it is one matmul to `4 K` channels, `[K, 2, 2]` per pixel, then a pixel shuffle.
 pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
