@@ -116,6 +116,8 @@ mod tests {
         let max = want.iter().zip(&got).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         let scale = want.iter().map(|a| a.abs()).fold(0f32, f32::max);
         assert!(scale > 0.0 && max <= 1e-5 * scale, "max diff {max} of {scale}");
+        let none = head.forward_own_class(Tensor::zeros([0, 16, 14, 14], &device), &[]);
+        assert_eq!(none.dims(), [0, 28, 28]);
     }
 
     /// Gives every float parameter random values (the head's init leaves them to the weight loader).
