@@ -75,8 +75,11 @@ fn hopper_320_stage_by_stage() {
     let mask_feats = det.mask_roi_features(&features, &dets);
     assert_close("mask_roi_feats_first16", &take_channels(mask_feats.clone().slice([0..16]), want.channel_step), &want.data, 1e-4, 1e-2);
     let labels: Vec<usize> = stages.get("det_resized_labels").data.iter().map(|v| *v as usize).collect();
-    let picked = mask_rcnn_inference(det.model().roi_head.mask_head.forward(mask_feats), &labels);
+    let picked = mask_rcnn_inference(det.model().roi_head.mask_head.forward(mask_feats.clone()), &labels);
     assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
+    // The path predict takes: only each detection's own class computed.
+    let own = det.model().roi_head.mask_head.forward_own_class(mask_feats, &labels);
+    assert_close("mask_head_logits_of_label (own class)", &take_channels(own, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
 }
 
 /// End to end from the image file: >= 98 of 100 detections matched (label, box IoU >= 0.98, |score diff| <= 2e-3),

@@ -101,6 +101,8 @@ impl PlainMatmul for CubeBackend {
     fn plain_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
         let (lhs, rhs) = (into_contiguous(lhs), into_contiguous(rhs));
         let (ls, rs) = (lhs.meta.shape().clone(), rhs.meta.shape().clone());
+        assert!(ls[0] == rs[0] || ls[0] == 1 || rs[0] == 1, "batches of {} and {}: equal, or one of 1", ls[0], rs[0]);
+        assert_eq!(ls[2], rs[1], "inner dimensions");
         let shape = output_shape(&ls, &rs);
         let out = empty_device_dtype(lhs.client.clone(), lhs.device.clone(), shape.clone(), lhs.dtype);
         if shape.num_elements() == 0 {

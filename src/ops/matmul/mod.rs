@@ -34,7 +34,7 @@ pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
 /// lose the result), cast back to it.
 pub fn batched_matmul(lhs: Tensor<3>, rhs: Tensor<3>) -> Tensor<3> {
     let dtype = lhs.dtype();
-    if dtype != DType::F32 {
+    if dtype != DType::F32 || rhs.dtype() != DType::F32 {
         return batched_matmul(lhs.cast(DType::F32), rhs.cast(DType::F32)).cast(dtype);
     }
     if implementation(Op::Matmul, &lhs.device(), dtype) == Impl::Cube {
