@@ -58,7 +58,6 @@ mod kernel {
         pad_left: usize,
         #[comptime] pixels: usize,
         #[comptime] channels_per_unit: usize,
-        #[comptime] accumulators: usize,
         #[define(F)] _dtype: ElemType,
     ) {
         let (out_k, out_h, out_w) = (out.shape(1), out.shape(2), out.shape(3));
@@ -78,7 +77,7 @@ mod kernel {
         // there (or padding); neither is written.
         let last = out_k - 1;
         let mut filters = Array::<usize>::new(channels_per_unit);
-        let mut acc = Array::<f32>::new(accumulators);
+        let mut acc = Array::<f32>::new(pixels * channels_per_unit);
         #[unroll]
         for j in 0..channels_per_unit {
             let k = usize::min(k0 + j, last);
@@ -149,7 +148,6 @@ impl PlainConv for CubeBackend {
             left,
             PIXELS,
             CHANNELS,
-            PIXELS * CHANNELS,
             dtype_to_storage_type(dtype),
         );
         out

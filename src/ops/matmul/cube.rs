@@ -45,7 +45,6 @@ mod kernel {
         rhs_batch_stride: usize,
         #[comptime] rows: usize,
         #[comptime] cols: usize,
-        #[comptime] accumulators: usize,
         #[define(F)] _dtype: ElemType,
     ) {
         let m = out.shape(1);
@@ -71,9 +70,9 @@ mod kernel {
             rhs_cols[c] = b * rhs_batch_stride + usize::min(j0 + c, n - 1);
         }
         // f32 accumulation whatever F is: an f16 sum over the box head's 12544 inputs would lose the result.
-        let mut acc = Array::<f32>::new(accumulators);
+        let mut acc = Array::<f32>::new(rows * cols);
         #[unroll]
-        for i in 0..accumulators {
+        for i in 0..rows * cols {
             acc[i] = 0.0;
         }
         let mut a = Array::<f32>::new(rows);
@@ -123,7 +122,6 @@ impl PlainMatmul for CubeBackend {
             stride(&rs),
             ROWS,
             COLS,
-            ROWS * COLS,
             dtype_to_storage_type(dtype),
         );
         out
