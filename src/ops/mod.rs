@@ -19,7 +19,7 @@ pub mod upsample;
 pub use conv::{conv2d, conv2d_pair, conv2d_relu};
 pub use group_norm::{group_norm, group_norm_add_relu, group_norm_relu};
 pub use mask_paste::paste_masks;
-pub use matmul::{batched_matmul, conv_transpose_2x2, linear};
+pub use matmul::{batched_matmul, conv_transpose_2x2, conv_transpose_2x2_relu_project, linear};
 pub use nms::{batched_nms, nms};
 pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
 pub use top_k::{TopAnchors, top_k_anchors};

@@ -8,7 +8,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::layers::{ConvModule, ConvModuleConfig, NormConfig};
-use crate::ops::{batched_matmul, conv_transpose_2x2, conv2d};
+use crate::ops::{conv_transpose_2x2, conv_transpose_2x2_relu_project, conv2d};
 
 /// Keys `convs.{0..3}.{conv,gn}.…`, `upsample.{weight,bias}`, `conv_logits.{weight,bias}`.
 #[derive(Module, Debug)]
@@ -67,7 +67,7 @@ impl MaskHead {
 
     /// RoI features `[N, 256, 14, 14]` and each RoI's class -> the logits of that class only, `[N, 28, 28]`:
     /// [`mask_rcnn_inference`] of [`MaskHead::forward`] without the other 79 maps (1/80 of the last layer's
-    /// work, and no `[N, 80, 28, 28]` buffer).
+    /// work, and no `[N, 80, 28, 28]` buffer; on flex in f32 not even the `[N, 256, 28, 28]` upsampled map).
     ///
     /// # Panics
     /// If `labels` has not one class per RoI, or a class is out of range (a programming error: the box head
@@ -77,22 +77,22 @@ impl MaskHead {
         assert_eq!(labels.len(), n, "one class per RoI");
         let [classes, ..] = self.conv_logits.weight.dims();
         assert!(labels.iter().all(|&l| l < classes), "a class past the {classes} the head has");
-        let x = self.upsampled(x);
-        let [_, c, h, w] = x.dims();
+        let x = self.conv_stack(x);
+        let [_, c, ..] = self.conv_logits.weight.dims();
         let index = Tensor::<1, Int>::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]), &x.device());
-        let weight = self.conv_logits.weight.val().reshape([classes, c]).select(0, index.clone()).reshape([n, 1, c]);
-        let y = batched_matmul(weight, x.reshape([n, c, h * w]));
-        let y = match &self.conv_logits.bias {
-            Some(b) => y.add(b.val().select(0, index).reshape([n, 1, 1])),
-            None => y,
-        };
-        y.reshape([n, h, w])
+        let weight = self.conv_logits.weight.val().reshape([classes, c]).select(0, index.clone());
+        let bias = self.conv_logits.bias.as_ref().map(|b| b.val().select(0, index));
+        conv_transpose_2x2_relu_project(&self.upsample, x, weight, bias)
     }
 
     /// The convs, then the 2x upsampling and its ReLU: `[N, 256, 28, 28]`.
     fn upsampled(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.convs.iter().fold(x, |x, conv| conv.forward_relu(x));
-        relu(conv_transpose_2x2(&self.upsample, x))
+        relu(conv_transpose_2x2(&self.upsample, self.conv_stack(x)))
+    }
+
+    /// The 3x3 ConvModules: `[N, 256, 14, 14]`.
+    fn conv_stack(&self, x: Tensor<4>) -> Tensor<4> {
+        self.convs.iter().fold(x, |x, conv| conv.forward_relu(x))
     }
 }
 
