@@ -46,7 +46,8 @@ pub fn conv_transpose_2x2_relu_project(
     project_bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let pixels = h * w;
-    assert_eq!(project.len(), n * k);
+    assert_eq!(project.len(), n * k, "one projection row per RoI");
+    assert!(project_bias.is_none_or(|b| b.len() == n), "one projection bias per RoI");
     let mut out = vec![0f32; n * 4 * pixels];
     if out.is_empty() {
         return out;
