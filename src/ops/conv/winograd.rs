@@ -55,9 +55,8 @@ const G: [[f64; 3]; A] = [
     [0.0, 0.0, 1.0],
 ];
 
-/// Filters `[K, C, 3, 3]` -> `U = G g Gt`, laid out `[Cp, 36, Kp]` (`Cp`, `Kp`: `C`, `K` rounded up to
-/// `LANES`, zero-filled): for each position `xi` the `K x C` GEMM operand, column-major with column stride
-/// `36 Kp`. Runs on every conv call (keeping them all would hold 4x the 3x3 weights, ~300 MB for R-50), so it
+/// Filters `[K, C, 3, 3]` -> `U = G g Gt`, laid out `[36, Cp, Kp]` (`Cp`, `Kp`: `C`, `K` rounded up to
+/// `LANES`, zero-filled): for each position the `K x C` GEMM operand, column-major. Runs on every conv call (keeping them all would hold 4x the 3x3 weights, ~300 MB for R-50), so it
 /// is vectorised and cache-blocked: per block of `LANES` input channels, the filters' taps are regrouped
 /// `[LANES, 9, Kp]` (each filter's taps of the block read as one run), then each output is 9 multiply-adds with
 /// coefficients `G[i][a] G[j][b]`, `LANES` output channels at once, summed in f64. (Scalar and position-major,
@@ -75,7 +74,8 @@ fn transform_filters_with(simd: Simd, weight: &[f32], k: usize, c: usize) -> Vec
         return Vec::new();
     }
     let mut u: Vec<f32> = Vec::with_capacity(len);
-    u.spare_capacity_mut()[..len].par_chunks_mut(LANES * A * A * kp).enumerate().for_each(|(block, u)| {
+    let out = SharedMut(u.as_mut_ptr());
+    (0..cp / LANES).into_par_iter().for_each(|block| {
         let (c0, real) = (block * LANES, LANES.min(c - block * LANES));
         // gt[l][t][ki] = weight[ki][c0 + l][t]; zero for ki >= K.
         let mut gt = vec![0f32; real * 9 * kp];
@@ -84,15 +84,22 @@ fn transform_filters_with(simd: Simd, weight: &[f32], k: usize, c: usize) -> Vec
                 gt[i * kp + ki] = v;
             }
         }
-        for (l, u) in u.chunks_exact_mut(A * A * kp).enumerate() {
-            match gt.get(l * 9 * kp..(l + 1) * 9 * kp) {
-                Some(gt) => u.chunks_exact_mut(kp).zip(&coef).for_each(|(u, coef)| simd.filter_position(coef, gt, u)),
-                None => u.fill(std::mem::MaybeUninit::new(0.0)), // a padding channel
+        for l in 0..LANES {
+            for (xi, coef) in coef.iter().enumerate() {
+                // SAFETY: row (xi, c0 + l) of the [36, Cp, Kp] buffer: Kp elements from (xi Cp + c0 + l) Kp, inside
+                // its capacity `len` (xi < 36, c0 + l < Cp). Only this block writes channels c0..c0 + 16, so no
+                // other thread touches the row, and nothing reads the buffer until the parallel loop ends; as
+                // MaybeUninit the row may be uninitialised.
+                let row = unsafe { std::slice::from_raw_parts_mut(out.get().add((xi * cp + c0 + l) * kp).cast::<std::mem::MaybeUninit<f32>>(), kp) };
+                match gt.get(l * 9 * kp..(l + 1) * 9 * kp) {
+                    Some(gt) => simd.filter_position(coef, gt, row),
+                    None => row.fill(std::mem::MaybeUninit::new(0.0)), // a padding channel
+                }
             }
         }
     });
-    // SAFETY: capacity `len`; the blocks cover all Cp channels and each wrote its channels' 36 x Kp values
-    // (computed, or zeros for padding channels).
+    // SAFETY: capacity `len`; the blocks cover all Cp channels and each wrote its channels' row at every one of
+    // the 36 positions (computed, or zeros for padding channels).
     unsafe { u.set_len(len) };
     u
 }
@@ -208,14 +215,14 @@ fn conv3x3_with(simd: Simd, x: &[f32], [n, c, h, w]: [usize; 4], u: &[f32], k: u
         let o_ptr = SharedMut(o.as_mut_ptr());
         (0..A * A).into_par_iter().for_each(|xi| {
             // SAFETY: dst is the Kp x count matrix at o[xi * Kp..] with row stride 1 and column stride 36 * Kp
-            // (o is [count, 36, Kp]); lhs the Kp x Cp matrix at u[xi * Kp..] (row stride 1, column stride
-            // 36 * Kp: u is [Cp, 36, Kp]); rhs the Cp x count matrix at v[xi * Cp..] (row stride 1, column stride
-            // 36 * Cp): every index lies inside o, u and v. The 36 GEMMs write disjoint elements of o (position
-            // xi's only), and nothing else touches o or v until the parallel loop ends.
+            // (o is [count, 36, Kp]); lhs the Kp x Cp matrix at u[xi * Cp * Kp..] (row stride 1, column stride
+            // Kp); rhs the Cp x count matrix at v[xi * Cp..] (row stride 1, column stride 36 * Cp): every index
+            // lies inside o, u and v. The 36 GEMMs write disjoint elements of o (position xi's only), and
+            // nothing else touches o or v until the parallel loop ends.
             unsafe {
                 gemm(
                     kp, count, cp, o_ptr.get().add(xi * kp), (A * A * kp) as isize, 1, false,
-                    u.as_ptr().add(xi * kp), (A * A * kp) as isize, 1, v.as_ptr().add(xi * cp), (A * A * cp) as isize, 1,
+                    u.as_ptr().add(xi * cp * kp), kp as isize, 1, v.as_ptr().add(xi * cp), (A * A * cp) as isize, 1,
                     0.0, 1.0, false, false, false, Parallelism::None,
                 );
             }
@@ -505,7 +512,7 @@ mod tests {
                                     want += G[xi / A][a] * G[xi % A][b] * wt[(ki * c + ci) * 9 + a * 3 + b] as f64;
                                 }
                             }
-                            let got = u[(ci * A * A + xi) * kp + ki];
+                            let got = u[(xi * cp + ci) * kp + ki];
                             assert!((got as f64 - want).abs() <= want.abs() * 1.2e-7, "{simd:?} {k}x{c} ({xi}, {ci}, {ki}): {got} vs {want}");
                         }
                     }

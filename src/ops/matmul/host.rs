@@ -1,5 +1,6 @@
 //! The mask head's 2x2, stride-2 transposed conv on host buffers: output windows do not overlap, so per RoI
-//! it is one GEMM `[4K x C] x [C x HW]` (rows `(k, dy, dx)`) whose rows are then scattered to their pixels.
+//! it is one GEMM `[4K x C] x [C x HW]` (rows `(k, dy, dx)`) whose rows are then scattered to their pixels, or
+//! (fused with the ReLU and the RoI's own-class 1x1 conv) projected to one logit map while still in cache.
 //! RoIs run in parallel, each GEMM on one thread (the `gemm` crate flex itself uses).
 
 use std::cell::RefCell;
@@ -16,6 +17,7 @@ thread_local! {
 /// padding, plus an optional bias: `[N, K, 2H, 2W]`.
 pub fn conv_transpose_2x2(x: &[f32], [n, c, h, w]: [usize; 4], weight: &[f32], k: usize, bias: Option<&[f32]>) -> Vec<f32> {
     let pixels = h * w;
+    assert_eq!(x.len(), n * c * pixels);
     let mut out = vec![0f32; n * k * 4 * pixels];
     if out.is_empty() {
         return out;
@@ -46,6 +48,7 @@ pub fn conv_transpose_2x2_relu_project(
     project_bias: Option<&[f32]>,
 ) -> Vec<f32> {
     let pixels = h * w;
+    assert_eq!(x.len(), n * c * pixels);
     assert_eq!(project.len(), n * k, "one projection row per RoI");
     assert!(project_bias.is_none_or(|b| b.len() == n), "one projection bias per RoI");
     let mut out = vec![0f32; n * 4 * pixels];
