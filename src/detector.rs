@@ -131,7 +131,7 @@ impl Detector {
 
     /// The RPN head on P2..P6 (device tensors): logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` per level.
     pub fn rpn_head(&self, pyramid: &PyramidFeatures) -> Vec<(Tensor<4>, Tensor<4>)> {
-        pyramid.iter().map(|p| self.model.rpn_head.forward(p.clone())).collect()
+        self.model.rpn_head.forward_levels(pyramid)
     }
 
     /// RPN outputs read back, and the proposals made from them (one image).

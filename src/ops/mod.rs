@@ -16,7 +16,7 @@ pub mod top_k;
 pub(crate) mod simd;
 pub mod upsample;
 
-pub use conv::{conv2d, conv2d_pair, conv2d_relu};
+pub use conv::{conv2d, conv2d_pair, conv2d_relu, conv2d_relu_each};
 pub use group_norm::{group_norm, group_norm_add_relu, group_norm_relu};
 pub use mask_paste::paste_masks;
 pub use matmul::{batched_matmul, conv_transpose_2x2, conv_transpose_2x2_relu_project, linear};

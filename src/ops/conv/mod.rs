@@ -40,6 +40,16 @@ pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     relu(conv2d(conv, x))
 }
 
+/// [`conv2d_relu`] of each of `xs` (one conv on every pyramid level, as the RPN's): the Winograd host kernel
+/// transforms the filters once for all of them.
+pub fn conv2d_relu_each(conv: &Conv2d, xs: &[Tensor<4>]) -> Vec<Tensor<4>> {
+    let host = |x: &Tensor<4>| implementation(Op::Conv3x3, &x.device(), x.dtype()) == Impl::Host;
+    if is_winograd_shape(conv) && xs.iter().all(host) {
+        return winograd_conv_each(conv, xs.iter().cloned(), true);
+    }
+    xs.iter().map(|x| conv2d_relu(conv, x.clone())).collect()
+}
+
 /// Two convs of the same shape on one input (the RPN's objectness and box branches): on flex one GEMM pass
 /// over the input with the filters stacked, its output split; elsewhere the two convs.
 pub fn conv2d_pair(a: &Conv2d, b: &Conv2d, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
@@ -64,14 +74,23 @@ pub fn conv2d_pair(a: &Conv2d, b: &Conv2d, x: Tensor<4>) -> (Tensor<4>, Tensor<4
 
 /// The Winograd host kernel on flex's host buffers.
 fn winograd_conv(conv: &Conv2d, x: Tensor<4>, relu: bool) -> Tensor<4> {
-    let device = x.device();
-    let [n, c, h, w] = x.dims();
-    let [k, ..] = conv.weight.dims();
+    winograd_conv_each(conv, [x], relu).remove(0)
+}
+
+/// [`winograd_conv`] of each input, with one transform of the filters.
+fn winograd_conv_each(conv: &Conv2d, xs: impl IntoIterator<Item = Tensor<4>>, relu: bool) -> Vec<Tensor<4>> {
+    let [k, c, ..] = conv.weight.dims();
     let weight = flex::host_values(conv.weight.val());
     let bias = conv.bias.as_ref().map(|b| flex::host_values(b.val()));
     let u = winograd::transform_filters(&weight, k, c);
-    let y = winograd::conv3x3(&flex::host_values(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
-    flex::from_host(y, [n, k, h, w], &device)
+    xs.into_iter()
+        .map(|x| {
+            let device = x.device();
+            let [n, c, h, w] = x.dims();
+            let y = winograd::conv3x3(&flex::host_values(x), [n, c, h, w], &u, k, bias.as_deref(), relu);
+            flex::from_host(y, [n, k, h, w], &device)
+        })
+        .collect()
 }
 
 /// im2col + GEMM on flex's host buffers.
@@ -150,7 +169,14 @@ mod tests {
         close(ya, a.forward(x.clone()));
         close(yb, b.forward(x.clone()));
         let c3 = Conv2dConfig::new([16, 8], [3, 3]).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).init(&device);
-        close(conv2d_relu(&c3, x.clone()), relu(c3.forward(x)));
+        close(conv2d_relu(&c3, x.clone()), relu(c3.forward(x.clone())));
+        // One filter transform for several inputs of different sizes gives each one's own result.
+        let small = Tensor::<4>::random([1, 16, 5, 3], Distribution::Normal(0.0, 1.0), &device);
+        let each = conv2d_relu_each(&c3, &[x.clone(), small.clone()]);
+        assert_eq!(each.len(), 2);
+        let mut each = each.into_iter();
+        close(each.next().unwrap(), relu(c3.forward(x)));
+        close(each.next().unwrap(), relu(c3.forward(small)));
     }
 
     /// The dispatched conv equals Burn's own on flex, with and without bias, on a map and on a batch of RoIs;
