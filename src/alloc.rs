@@ -3,8 +3,9 @@
 //! Every Burn op on flex returns a fresh tensor, up to 62 MB each at 800x1216 (a 256-channel stride-4 map).
 //! glibc's malloc serves blocks that large with `mmap` and gives them back with `munmap` on free, so each op
 //! page-faults its output in again: 16% of a cold single-image run's CPU time went to page faults and munmap
-//! (perf). mimalloc with purging off reuses the freed pages instead. The process keeps its peak footprint
-//! (a cold R-50 run peaks at ~0.6 GB resident, 183 MB of it the mapped weights file), which is what PyTorch's caching allocators do too.
+//! (perf). mimalloc with purging off reuses the freed pages instead. The process keeps its peak footprint (a
+//! cold R-50 run peaks at ~0.6 GB resident, 183 MB of it the mapped weights file), which is what PyTorch's
+//! caching allocators do too.
 //!
 //! A binary opts in with two lines (the `infer` example does):
 //!

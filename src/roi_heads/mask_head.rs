@@ -75,10 +75,9 @@ impl MaskHead {
     pub fn forward_own_class(&self, x: Tensor<4>, labels: &[usize]) -> Tensor<3> {
         let [n, ..] = x.dims();
         assert_eq!(labels.len(), n, "one class per RoI");
-        let [classes, ..] = self.conv_logits.weight.dims();
+        let [classes, c, ..] = self.conv_logits.weight.dims();
         assert!(labels.iter().all(|&l| l < classes), "a class past the {classes} the head has");
         let x = self.conv_stack(x);
-        let [_, c, ..] = self.conv_logits.weight.dims();
         let index = Tensor::<1, Int>::from_data(TensorData::new(labels.iter().map(|&l| l as i64).collect::<Vec<_>>(), [n]), &x.device());
         let weight = self.conv_logits.weight.val().reshape([classes, c]).select(0, index.clone());
         let bias = self.conv_logits.bias.as_ref().map(|b| b.val().select(0, index));

@@ -6,7 +6,7 @@ use burn::nn::PaddingConfig2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::tensor::{Device, Tensor};
 
-use crate::ops::{conv2d_pair, conv2d_relu, conv2d_relu_each};
+use crate::ops::{conv2d_pair, conv2d_relu_each};
 
 /// Keys `rpn_conv.{weight,bias}`, `rpn_cls.{weight,bias}`, `rpn_reg.{weight,bias}`.
 #[derive(Module, Debug)]
@@ -45,7 +45,7 @@ impl RpnHeadConfig {
 impl RpnHead {
     /// Objectness logits `[N, A, H, W]` and deltas `[N, 4A, H, W]` of one pyramid level.
     pub fn forward(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
-        conv2d_pair(&self.rpn_cls, &self.rpn_reg, conv2d_relu(&self.rpn_conv, x))
+        self.forward_levels(&[x]).remove(0)
     }
 
     /// [`RpnHead::forward`] of every pyramid level (the shared conv's filters prepared once).

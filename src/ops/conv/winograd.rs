@@ -56,11 +56,11 @@ const G: [[f64; 3]; A] = [
 ];
 
 /// Filters `[K, C, 3, 3]` -> `U = G g Gt`, laid out `[36, Cp, Kp]` (`Cp`, `Kp`: `C`, `K` rounded up to
-/// `LANES`, zero-filled): for each position the `K x C` GEMM operand, column-major. Runs on every conv call (keeping them all would hold 4x the 3x3 weights, ~300 MB for R-50), so it
-/// is vectorised and cache-blocked: per block of `LANES` input channels, the filters' taps are regrouped
-/// `[LANES, 9, Kp]` (each filter's taps of the block read as one run), then each output is 9 multiply-adds with
-/// coefficients `G[i][a] G[j][b]`, `LANES` output channels at once, summed in f64. (Scalar and position-major,
-/// it took ~190 ms of a 2 s R-50 image.)
+/// `LANES`, zero-filled): for each position the `K x C` GEMM operand, column-major. Runs on every conv call
+/// (keeping them all would hold 4x the 3x3 weights, ~300 MB for R-50), so it is vectorised and cache-blocked:
+/// per block of `LANES` input channels, the filters' taps are regrouped `[LANES, 9, Kp]` (each filter's taps of
+/// the block read as one run), then each output is 9 multiply-adds with coefficients `G[i][a] G[j][b]`, `LANES`
+/// output channels at once, summed in f64. (Scalar and position-major, it took ~190 ms of a 2 s R-50 image.)
 pub fn transform_filters(weight: &[f32], k: usize, c: usize) -> Vec<f32> {
     transform_filters_with(Simd::detect(), weight, k, c)
 }
