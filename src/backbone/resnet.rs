@@ -4,13 +4,11 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
-use burn::tensor::module::max_pool2d;
-use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{Device, Tensor};
 
 use super::bottleneck::{Bottleneck, BottleneckConfig};
 use crate::layers::{NormConfig, conv_no_bias};
-use crate::ops::{conv2d, group_norm_relu};
+use crate::ops::{conv2d, group_norm_relu, max_pool_3x3_s2};
 
 /// Keys `conv1.weight`, `gn1.{weight,bias}`, `layer{1..4}.{i}.…`.
 #[derive(Module, Debug)]
@@ -82,7 +80,7 @@ impl ResNet {
     /// Stem: 7x7/2 conv -> GN -> ReLU -> 3x3/2 max pool (padding 1).
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
         let x = group_norm_relu(conv2d(&self.conv1, x), &self.gn1);
-        max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]))
+        max_pool_3x3_s2(x)
     }
 
     /// C2..C5 of a `[N, 3, H, W]` input.

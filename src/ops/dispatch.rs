@@ -8,6 +8,7 @@
 //! | 2x2 stride-2 deconv | host GEMM per RoI | host GEMM per RoI, in f32 | plain CubeCL matmul | Burn's tuned matmul |
 //! | GroupNorm (+ReLU, +residual) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
 //! | FPN upsample + add | host, in place | Burn | Burn | Burn |
+//! | stem's 3x3 stride-2 max pool | host | Burn | Burn | Burn |
 //! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
 //! | RPN top-k anchors and their deltas | host sort | host sort | CubeCL radix select | CubeCL radix select |
@@ -31,6 +32,8 @@ pub(crate) enum Op {
     Deconv2x2,
     /// FPN's merge of a level with the nearest 2x upsampling of the coarser one.
     UpsampleAdd,
+    /// The ResNet stem's 3x3, stride-2, padding-1 max pool.
+    MaxPool,
     GroupNorm,
     RoiAlign,
     MaskPaste,
@@ -55,7 +58,7 @@ pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
     match op {
         Op::RoiAlign | Op::MaskPaste | Op::RpnTopK if on_flex => Impl::Host,
         Op::RoiAlign | Op::MaskPaste | Op::RpnTopK | Op::GroupNorm if !on_flex => Impl::Cube,
-        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd if on_flex && dtype == DType::F32 => Impl::Host,
+        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd | Op::MaxPool if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
         _ if software_adapter() => Impl::Cube,
         _ => Impl::Burn,
@@ -83,6 +86,8 @@ mod tests {
         assert_eq!(implementation(Op::Deconv2x2, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F32), Impl::Host);
         assert_eq!(implementation(Op::GroupNorm, &flex, DType::F16), Impl::Burn);
+        assert_eq!(implementation(Op::MaxPool, &flex, DType::F32), Impl::Host);
+        assert_eq!(implementation(Op::MaxPool, &flex, DType::F16), Impl::Burn);
         assert_eq!(implementation(Op::RoiAlign, &flex, DType::F16), Impl::Host);
         assert_eq!(implementation(Op::MaskPaste, &flex, DType::F32), Impl::Host);
         assert_eq!(implementation(Op::RpnTopK, &flex, DType::F16), Impl::Host);
