@@ -58,6 +58,8 @@ fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
         let (_, pyramid) = det.features(input);
         group.bench_function("rpn_proposals", |b| b.iter(|| det.proposals(&pyramid, &pre.meta).unwrap()));
         let props = det.proposals(&pyramid, &pre.meta).unwrap();
+        // The RoI heads' channels-last copies of the four levels (flex), made once per image.
+        group.bench_function("roi_features", |b| b.iter(|| det.roi_features(&pyramid)));
         let features = det.roi_features(&pyramid);
         group.bench_function("box_head_1000_rois", |b| b.iter(|| det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap()));
         let dets = det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap();
