@@ -157,8 +157,9 @@ impl StateDict {
 
     /// Adds a tensor read from the file, refusing non-finite values (a corrupt or diverged checkpoint).
     pub(crate) fn insert_checked(&mut self, key: String, shape: Vec<usize>, data: Values) -> Result<(), WeightsError> {
-        // In parallel: this reads every weight (183 MB for R-50), most of a load's time.
-        if data.par_chunks(1 << 16).any(|c| c.iter().any(|v| !v.is_finite())) {
+        // In parallel: this reads every weight (183 MB for R-50), most of a load's time. Branch-free within a
+        // chunk (an OR of comparisons vectorises; a per-value early exit does not).
+        if data.par_chunks(1 << 16).any(|c| c.iter().fold(false, |bad, v| bad | !v.is_finite())) {
             return Err(WeightsError::NonFinite { origin: self.origin.clone(), key });
         }
         self.tensors.insert(key, HostTensor { shape, data });
