@@ -5,16 +5,23 @@
 #   benches/ab_cold.sh N BUILD_A BUILD_B [...]
 # Environment: W (weights, default the tests' synthetic R-50 file), IMG, MODEL (r50-2x), SETTLE (8).
 set -euo pipefail
+export LC_ALL=C
+if [ $# -lt 2 ]; then
+  echo "usage: $0 N BUILD_A [BUILD_B ...]" >&2
+  exit 2
+fi
 n=$1
 shift
 W=${W:-${TMPDIR:-/tmp}/mask-rcnn-burn-synth-v1-r50_seed1.safetensors}
 IMG=${IMG:-$(dirname "$0")/../tests/fixtures/images/coffee_600x400.png}
 log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 for _ in $(seq "$n"); do
   for build in "$@"; do
     sleep "${SETTLE:-8}"
     start=$EPOCHREALTIME
-    line=$("$build" "$IMG" --weights "$W" --device flex --model "${MODEL:-r50-2x}" --timings 2>&1 | grep '^time')
+    line=$("$build" "$IMG" --weights "$W" --device flex --model "${MODEL:-r50-2x}" --timings 2>&1 | grep '^time') ||
+      { echo "$build failed on $IMG (weights $W)" >&2; exit 1; }
     end=$EPOCHREALTIME
     echo "$build $(awk "BEGIN { print $end - $start }") $line" >> "$log"
   done
@@ -31,4 +38,3 @@ for build in sys.argv[2:]:
     wall = statistics.median(float(r[1]) for r in runs)
     print(f"{build}: {len(runs)} runs, wall {wall:.3f} s | " + ", ".join(f"{k} {statistics.median(v):.0f}" for k, v in stages.items()))
 PY
-rm -f "$log"

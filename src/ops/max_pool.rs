@@ -3,16 +3,17 @@
 
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{DType, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use super::dispatch::{Impl, Op, implementation};
 use super::flex;
 
 /// `F.max_pool2d(x, 3, stride=2, padding=1)` for `x: [N, C, H, W]`: `[N, C, (H - 1) / 2 + 1, (W - 1) / 2 + 1]`
-/// (PyTorch's floor mode; padding never wins, and a NaN in a window is that window's maximum, as in PyTorch).
+/// (PyTorch's floor mode; padding never wins, and a NaN in a window is that window's maximum, as in PyTorch; an
+/// empty map, which PyTorch refuses, gives an empty one).
 pub fn max_pool_3x3_s2(x: Tensor<4>) -> Tensor<4> {
-    if implementation(Op::MaxPool, &x.device(), x.dtype()) != Impl::Host || x.dtype() != DType::F32 {
+    if implementation(Op::MaxPool, &x.device(), x.dtype()) != Impl::Host {
         return max_pool2d(x, MaxPoolOptions::new([3, 3]).with_stride([2, 2]).with_padding([1, 1]));
     }
     let device = x.device();

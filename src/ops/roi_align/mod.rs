@@ -93,50 +93,51 @@ fn host_feature(t: Tensor<4>) -> HostFeature {
     } else {
         HostValues::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32"))
     };
-    let mut data: Vec<f32> = Vec::with_capacity(chw.len());
-    if width * channels > 0 {
+    let len = channels * height * width;
+    assert_eq!(chw.len(), len, "one image's level");
+    let mut data: Vec<f32> = Vec::with_capacity(len);
+    if len > 0 {
         let simd = Simd::detect();
-        data.spare_capacity_mut()[..chw.len()].par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
-            row_channels_last(simd, &chw, height * width, y, row);
+        data.spare_capacity_mut()[..len].par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
+            row_channels_last(simd, &chw, channels, height * width, y, row);
         });
     }
-    // SAFETY: the capacity is chw.len(), and each of the `height` rows of `width * channels` was written whole
-    // (`row_channels_last` writes every pixel's every channel).
-    unsafe { data.set_len(chw.len()) };
+    // SAFETY: the capacity is `len` = height rows of `width * channels`, and each row was written whole
+    // (`row_channels_last` writes every pixel's every channel; `chw` holds `channels` planes of `height * width`).
+    unsafe { data.set_len(len) };
     HostFeature { data, channels, height, width }
 }
 
-/// Row `y` of the planes `chw` (`[C, plane]`, rows `row.len() / C` wide) channels-last into `row` (`[W, C]`, every
+/// Row `y` of the `c` planes of `chw` (`[c, plane]`, rows `row.len() / c` wide) channels-last into `row` (`[W, c]`, every
 /// element written): 16 x 16 (channel, column) blocks transposed through a local array, so rows are read and
 /// channel runs written as whole vectors (per-element strided writes took twice as long).
-fn row_channels_last(simd: Simd, chw: &[f32], plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
+fn row_channels_last(simd: Simd, chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
     match simd {
         // SAFETY: `Simd::detect` saw the CPU support these features.
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { row_channels_last_avx512(chw, plane, y, row) },
+        Simd::Avx512 => unsafe { row_channels_last_avx512(chw, c, plane, y, row) },
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { row_channels_last_avx2(chw, plane, y, row) },
-        Simd::Baseline => transpose_row(chw, plane, y, row),
+        Simd::Avx2 => unsafe { row_channels_last_avx2(chw, c, plane, y, row) },
+        Simd::Baseline => transpose_row(chw, c, plane, y, row),
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn row_channels_last_avx512(chw: &[f32], plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    transpose_row(chw, plane, y, row)
+fn row_channels_last_avx512(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
+    transpose_row(chw, c, plane, y, row)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn row_channels_last_avx2(chw: &[f32], plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    transpose_row(chw, plane, y, row)
+fn row_channels_last_avx2(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
+    transpose_row(chw, c, plane, y, row)
 }
 
 #[inline(always)]
-fn transpose_row(chw: &[f32], plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
+fn transpose_row(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
     const B: usize = 16;
-    let c = chw.len() / plane;
     let w = row.len() / c;
     let at = |ci: usize, x: usize| ci * plane + y * w + x;
     let (full_c, full_w) = (c - c % B, w - w % B);
@@ -231,7 +232,7 @@ mod tests {
             for simd in Simd::all_available() {
                 for y in 0..h {
                     let mut row = vec![std::mem::MaybeUninit::new(-1f32); w * c];
-                    row_channels_last(simd, &chw, h * w, y, &mut row);
+                    row_channels_last(simd, &chw, c, h * w, y, &mut row);
                     for x in 0..w {
                         for ci in 0..c {
                             // SAFETY: initialised above (and overwritten by the copy).
