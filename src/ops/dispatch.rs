@@ -60,6 +60,8 @@ pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
         Op::RoiAlign | Op::MaskPaste | Op::RpnTopK | Op::GroupNorm if !on_flex => Impl::Cube,
         Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd | Op::MaxPool if on_flex && dtype == DType::F32 => Impl::Host,
         _ if on_flex => Impl::Burn,
+        // No CubeCL kernel of this crate: Burn's ops on every GPU.
+        Op::UpsampleAdd | Op::MaxPool => Impl::Burn,
         _ if software_adapter() => Impl::Cube,
         _ => Impl::Burn,
     }
