@@ -14,6 +14,7 @@ pub mod nms;
 pub mod readback;
 pub mod roi_align;
 pub mod top_k;
+pub(crate) mod transpose;
 pub(crate) mod simd;
 pub mod upsample;
 

@@ -8,6 +8,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::state_dict::{HostTensor, StateDict};
 use crate::error::WeightsError;
+use crate::ops::transpose::transpose_2d;
 
 /// How a module parameter appears in the checkpoint.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,28 +112,6 @@ impl ModuleMapper for Loader<'_> {
         let id: ParamId = param.id;
         param.transform_for_load(tensor, id)
     }
-}
-
-/// `[rows, cols]` -> `[cols, rows]`, in 32 x 32 blocks (a plain loop strides the whole output per element: the box
-/// head's 12544 x 1024 fc took ~60 ms at load), output rows in parallel.
-fn transpose_2d(data: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    use rayon::prelude::*;
-    const B: usize = 32;
-    let mut out = vec![0.0; data.len()];
-    if rows == 0 {
-        return out;
-    }
-    out.par_chunks_mut(B * rows).enumerate().for_each(|(block, dst)| {
-        let c0 = block * B;
-        for r0 in (0..rows).step_by(B) {
-            for (i, line) in dst.chunks_exact_mut(rows).enumerate() {
-                for r in r0..(r0 + B).min(rows) {
-                    line[r] = data[r * cols + c0 + i];
-                }
-            }
-        }
-    });
-    out
 }
 
 /// Fills every parameter of `module` from `state_dict`, after checking that the keys are exactly the module's

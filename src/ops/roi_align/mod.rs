@@ -15,7 +15,7 @@ use cube::roi_align_level;
 use host::roi_align_single;
 use super::dispatch::{Impl, Op, implementation};
 use super::flex::{self, HostValues};
-use super::simd::Simd;
+use super::transpose::transpose_2d;
 use crate::structures::BBox;
 
 /// RoIAlign settings of one branch (7x7 for boxes, 14x14 for masks).
@@ -93,78 +93,7 @@ fn host_feature(t: Tensor<4>) -> HostFeature {
     } else {
         HostValues::Owned(t.into_data().convert::<f32>().try_into_vec::<f32>().expect("converted to f32"))
     };
-    let len = channels * height * width;
-    assert_eq!(chw.len(), len, "one image's level");
-    let mut data: Vec<f32> = Vec::with_capacity(len);
-    if len > 0 {
-        let simd = Simd::detect();
-        data.spare_capacity_mut()[..len].par_chunks_mut(width * channels).enumerate().for_each(|(y, row)| {
-            row_channels_last(simd, &chw, channels, height * width, y, row);
-        });
-    }
-    // SAFETY: the capacity is `len` = height rows of `width * channels`, and each row was written whole
-    // (`row_channels_last` writes every pixel's every channel; `chw` holds `channels` planes of `height * width`).
-    unsafe { data.set_len(len) };
-    HostFeature { data, channels, height, width }
-}
-
-/// Row `y` of the `c` planes of `chw` (`[c, plane]`, rows `row.len() / c` wide) channels-last into `row` (`[W, c]`, every
-/// element written): 16 x 16 (channel, column) blocks transposed through a local array, so rows are read and
-/// channel runs written as whole vectors (per-element strided writes took twice as long).
-fn row_channels_last(simd: Simd, chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    match simd {
-        // SAFETY: `Simd::detect` saw the CPU support these features.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx512 => unsafe { row_channels_last_avx512(chw, c, plane, y, row) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Simd::Avx2 => unsafe { row_channels_last_avx2(chw, c, plane, y, row) },
-        Simd::Baseline => transpose_row(chw, c, plane, y, row),
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn row_channels_last_avx512(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    transpose_row(chw, c, plane, y, row)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn row_channels_last_avx2(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    transpose_row(chw, c, plane, y, row)
-}
-
-#[inline(always)]
-fn transpose_row(chw: &[f32], c: usize, plane: usize, y: usize, row: &mut [std::mem::MaybeUninit<f32>]) {
-    const B: usize = 16;
-    let w = row.len() / c;
-    let at = |ci: usize, x: usize| ci * plane + y * w + x;
-    let (full_c, full_w) = (c - c % B, w - w % B);
-    for c0 in (0..full_c).step_by(B) {
-        for x0 in (0..full_w).step_by(B) {
-            // Plain loops: `array::from_fn` closures can stay uninlined, outside the target features.
-            let mut block = [[0f32; B]; B];
-            for (i, run) in block.iter_mut().enumerate() {
-                run.copy_from_slice(&chw[at(c0 + i, x0)..][..B]);
-            }
-            for j in 0..B {
-                for (i, v) in row[(x0 + j) * c + c0..][..B].iter_mut().enumerate() {
-                    v.write(block[i][j]);
-                }
-            }
-        }
-        for x in full_w..w {
-            for i in 0..B {
-                row[x * c + c0 + i].write(chw[at(c0 + i, x)]);
-            }
-        }
-    }
-    for ci in full_c..c {
-        for (x, &v) in chw[at(ci, 0)..][..w].iter().enumerate() {
-            row[x * c + ci].write(v);
-        }
-    }
+    HostFeature { data: transpose_2d(&chw, channels, height * width), channels, height, width }
 }
 
 /// mmdet `SingleRoIExtractor.map_roi_levels`, in f32.
@@ -217,31 +146,4 @@ fn roi_align_on_device(features: &RoiFeatures, rois: &[BBox], cfg: &RoiAlignConf
     }
     let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [rois.len()]), &device);
     Tensor::cat(parts, 0).select(0, rows)
-}
-
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The channels-last copy puts every value where the definition says, with and without partial blocks.
-    #[test]
-    fn channels_last_rows_follow_the_definition() {
-        for (c, h, w) in [(32, 3, 48), (19, 2, 21), (5, 4, 7), (256, 2, 17)] {
-            let chw: Vec<f32> = (0..c * h * w).map(|i| i as f32).collect();
-            for simd in Simd::all_available() {
-                for y in 0..h {
-                    let mut row = vec![std::mem::MaybeUninit::new(-1f32); w * c];
-                    row_channels_last(simd, &chw, c, h * w, y, &mut row);
-                    for x in 0..w {
-                        for ci in 0..c {
-                            // SAFETY: initialised above (and overwritten by the copy).
-                            let got = unsafe { row[x * c + ci].assume_init() };
-                            assert_eq!(got, chw[ci * h * w + y * w + x], "{simd:?} c {c} w {w} y {y} x {x} ci {ci}");
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
