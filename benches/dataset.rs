@@ -29,7 +29,7 @@ fn main() {
     }
     let entries = image_files(std::slice::from_ref(&dir), false).unwrap();
     let config = ModelConfig::named("r50-2x").unwrap();
-    let det = Detector::new(config.clone(), random_state_dict(&config, 1), Device::flex()).unwrap();
+    let det = Detector::from_state_dict(config.clone(), random_state_dict(&config, 1), Device::flex()).unwrap();
     det.predict_path(&entries[0].path).unwrap(); // warm-up: first-touch of the buffers
 
     let ways: [(&str, Box<dyn Fn() -> usize>); 3] = [

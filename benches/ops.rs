@@ -10,7 +10,7 @@ use burn::nn::conv::Conv2dConfig;
 use burn::nn::PaddingConfig2d;
 use burn::tensor::{Device, Distribution, Tensor};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use mask_rcnn_burn::ops::{conv2d, group_norm_relu};
+use mask_rcnn_burn::internals::{conv2d, group_norm_relu};
 
 /// The allocator the `infer` binary uses (see `alloc`).
 #[global_allocator]
@@ -81,7 +81,7 @@ fn ops(c: &mut Criterion) {
 /// A small run on wgpu (P4-sized conv + GN + ReLU), when wgpu finds an adapter; on lavapipe this measures the
 /// software driver, on a real GPU the kernels. The warm-up absorbs compilation and autotuning.
 fn wgpu_ops(c: &mut Criterion) {
-    if !mask_rcnn_burn::device::wgpu_adapter_present() {
+    if mask_rcnn_burn::device::adapters().is_empty() {
         eprintln!("no wgpu adapter: wgpu benchmarks skipped");
         return;
     }
@@ -99,7 +99,7 @@ fn wgpu_ops(c: &mut Criterion) {
     g.bench_function("conv3x3_200rois_7x7", |b| b.iter(|| { let y = conv2d(&conv, rois.clone()); device.sync().unwrap(); y }));
     let fc = burn::nn::LinearConfig::new(256 * 49, 1024).init(&device);
     let flat = rois.clone().reshape([200, 256 * 49]);
-    g.bench_function("fc_200x12544x1024", |b| b.iter(|| { let y = mask_rcnn_burn::ops::linear(&fc, flat.clone()); device.sync().unwrap(); y }));
+    g.bench_function("fc_200x12544x1024", |b| b.iter(|| { let y = mask_rcnn_burn::internals::linear(&fc, flat.clone()); device.sync().unwrap(); y }));
     g.finish();
 }
 

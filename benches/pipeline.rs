@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use burn::tensor::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mask_rcnn_burn::internals::{RoiOutput, detector_postprocess};
 use mask_rcnn_burn::weights::synth::random_state_dict;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 
@@ -21,7 +22,7 @@ const IMAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images/
 
 /// The library's synthetic weights (same shapes and FLOPs as the checkpoints, 1000 proposals).
 fn synthetic(config: &ModelConfig, device: &Device) -> Detector {
-    Detector::new(config.clone(), random_state_dict(config, 1), device.clone()).expect("synthetic weights fit")
+    Detector::from_state_dict(config.clone(), random_state_dict(config, 1), device.clone()).expect("synthetic weights fit")
 }
 
 fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
@@ -55,15 +56,21 @@ fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
                 p
             })
         });
-        let (_, pyramid) = det.features(input);
-        group.bench_function("rpn_proposals", |b| b.iter(|| det.proposals(&pyramid, &pre.meta).unwrap()));
-        let props = det.proposals(&pyramid, &pre.meta).unwrap();
+        let (model, test, shapes) = (det.model(), &det.config().test, [pre.meta.img_shape]);
+        let pyramid = model.features(input);
+        group.bench_function("rpn_proposals", |b| b.iter(|| model.rpn_head.predict(&pyramid, &shapes, &test.rpn).unwrap()));
+        let props = model.rpn_head.predict(&pyramid, &shapes, &test.rpn).unwrap();
         // The RoI heads' channels-last copies of the four levels (flex), made once per image.
-        group.bench_function("roi_features", |b| b.iter(|| det.roi_features(&pyramid)));
-        let features = det.roi_features(&pyramid);
-        group.bench_function("box_head_1000_rois", |b| b.iter(|| det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap()));
-        let dets = det.detect_boxes(&features, &props.boxes, &pre.meta).unwrap();
-        group.bench_function("mask_head_paste", |b| b.iter(|| det.finish(&features, dets.clone(), &pre.meta).unwrap()));
+        group.bench_function("roi_features", |b| b.iter(|| model.roi_head.features(pyramid.to_vec())));
+        let features = model.roi_head.features(pyramid.to_vec());
+        group.bench_function("box_head_1000_rois", |b| b.iter(|| model.roi_head.predict_boxes(&features, &props, &shapes, &test.rcnn).unwrap()));
+        let dets = model.roi_head.predict_boxes(&features, &props, &shapes, &test.rcnn).unwrap();
+        group.bench_function("mask_head_paste", |b| {
+            b.iter(|| {
+                let out = RoiOutput { mask_logits: model.roi_head.predict_mask_logits(&features, &dets), detections: dets.clone() };
+                detector_postprocess(out, &[pre.meta], det.classes(), test.rcnn.mask_thr_binary).unwrap()
+            })
+        });
     }
     group.finish();
 }

@@ -1,14 +1,14 @@
-//! Converts an mmdetection `.pth` checkpoint to safetensors with the same keys, natively (no Python).
+//! Converts an mmdetection `.pth` checkpoint to safetensors with the same keys and its class names, natively (no
+//! Python), after checking its keys and shapes against the model it is for.
 //!
-//!     cargo run --release --example convert -- mask_rcnn_r50_fpn_gn-all_2x_coco_20200206-8eee02a6.pth r50-2x.safetensors
+//!     cargo run --release --example convert -- mask_rcnn_r50_fpn_gn-all_2x_coco_20200206-8eee02a6.pth r50-2x.safetensors --model r50-2x
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
 use mask_rcnn_burn::ModelConfig;
-use mask_rcnn_burn::model::MaskRcnn;
-use mask_rcnn_burn::weights::{StateDict, expected_keys};
+use mask_rcnn_burn::weights::convert_pth;
 
 #[derive(Parser)]
 #[command(about = "Convert an mmdetection .pth checkpoint to safetensors")]
@@ -17,9 +17,10 @@ struct Args {
     input: PathBuf,
     /// The .safetensors file to write.
     output: PathBuf,
-    /// Check the keys against this config (an alias like r50-2x, or a TOML file) before writing.
-    #[arg(long)]
-    model: Option<String>,
+    /// The config the checkpoint is for (an alias like r50-2x, an mmdetection config name, or a TOML file): its
+    /// keys and shapes are checked against that model (with the checkpoint's own number of classes).
+    #[arg(long, default_value = "r50-2x")]
+    model: String,
 }
 
 fn main() -> ExitCode {
@@ -37,18 +38,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<usize, Box<dyn std::error::Error>> {
-    let dict = StateDict::from_pth(&args.input)?;
-    if let Some(model) = &args.model {
-        let config = ModelConfig::from_name_or_file(model)?;
-        let want: std::collections::BTreeSet<String> =
-            expected_keys(&MaskRcnn::new(&config, &burn::tensor::Device::flex())).into_iter().map(|s| s.key).collect();
-        let have: std::collections::BTreeSet<String> = dict.tensors.keys().cloned().collect();
-        if want != have {
-            let missing = want.difference(&have).count();
-            let extra = have.difference(&want).count();
-            return Err(format!("{} does not fit {model}: {missing} keys missing, {extra} unexpected", args.input.display()).into());
-        }
-    }
-    dict.write_safetensors(&args.output)?;
-    Ok(dict.tensors.len())
+    let config = ModelConfig::from_name_or_file(&args.model)?;
+    Ok(convert_pth(&args.input, &args.output, &config)?.tensors.len())
 }

@@ -12,15 +12,13 @@
 
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
 use clap::Parser;
 use mask_rcnn_burn::device::adapters;
 use mask_rcnn_burn::eval::{DetRef, mask_overlap, match_detections};
-use mask_rcnn_burn::structures::box_iou;
-use mask_rcnn_burn::precision::Precision;
-use mask_rcnn_burn::ops::readback;
+use mask_rcnn_burn::internals::{box_iou, launches, readback};
 use mask_rcnn_burn::weights::synth::random_state_dict;
-use mask_rcnn_burn::{BgrImage, Detections, Detector, ModelConfig, StageTimings};
+use mask_rcnn_burn::{BgrImage, Detections, Detector, DeviceProfile, DeviceSpec, ModelConfig, Precision, StageTimings};
 use serde::Serialize;
 
 const PHOTO: &[u8] = include_bytes!("../tests/fixtures/images/coffee_600x400.png");
@@ -40,9 +38,9 @@ struct Args {
     /// Precisions, comma-separated (f32, f16).
     #[arg(long, default_value = "f32,f16", value_delimiter = ',')]
     precisions: Vec<Precision>,
-    /// Device APIs, comma-separated (wgpu: its default API, vulkan: pinned to Vulkan).
+    /// Devices, comma-separated (wgpu: its default API, vulkan: pinned to Vulkan; wgpu:N / vulkan:N: adapter N).
     #[arg(long, default_value = "wgpu,vulkan", value_delimiter = ',')]
-    devices: Vec<String>,
+    devices: Vec<DeviceSpec>,
     /// Images per `predict_batch` call for the batched throughput column (1: no batched run).
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=16))]
     batch: u32,
@@ -83,6 +81,8 @@ struct Row {
     images_per_s: f64,
     readbacks_per_image: u64,
     readback_bytes_per_image: u64,
+    /// This crate's kernel launches for one image (Burn's own are not counted).
+    launches_per_image: u64,
     /// Images per `predict_batch` call (1: not measured).
     batch: usize,
     /// Images/s through `predict_batch` of that many copies of the image (median call).
@@ -109,7 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let found = adapters();
     println!("# GPU report\n");
     for a in &found {
-        println!("- adapter: {} ({}, {}), driver {} {}", a.name, a.backend, a.device_type, a.driver, a.driver_info);
+        println!("- adapter {}: {} ({}, {}), driver {}", a.index, a.name, a.api, a.device_type, a.driver);
     }
     if found.is_empty() {
         println!("- no Vulkan/Metal/DX12 adapter: nothing to report");
@@ -129,21 +129,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         proposals = config.test.rpn.max_per_img;
         let weights = random_state_dict(&config, 1);
-        let flex = Detector::new(config.clone(), weights.clone(), Device::flex())?;
+        let flex = Detector::from_state_dict(config.clone(), weights.clone(), Device::flex())?;
         let pre = flex.preprocess(&image);
         input = [pre.meta.pad_shape.0, pre.meta.pad_shape.1];
         let reference = flex.predict(&image)?;
-        for device_name in &args.devices {
-            let device = match device_name.as_str() {
-                "wgpu" => Device::wgpu(DeviceKind::DefaultDevice),
-                "vulkan" => Device::vulkan(DeviceKind::DefaultDevice),
-                other => return Err(format!("unknown device `{other}`: expected wgpu or vulkan").into()),
-            };
+        for &spec in &args.devices {
             if found.is_empty() {
                 break;
             }
+            let device = DeviceProfile::resolve(spec)?.0.device().clone();
+            let device_name = spec.to_string();
             for &precision in &args.precisions {
-                let det = Detector::new(config.clone(), weights.clone(), device.clone())?.with_precision(precision);
+                let det = Detector::from_state_dict(config.clone(), weights.clone(), device.clone())?.with_precision(precision);
                 let row = measure(&det, &image, &reference, args.iters, args.batch as usize)?;
                 rows.push(Row { device: device_name.clone(), model: model.clone(), precision: format!("{precision:?}").to_lowercase(), ..row });
                 eprintln!("done: {device_name} {model} {precision:?}");
@@ -162,9 +159,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Parity against `reference`, then warm timings and read-backs of `det` on `image`.
 fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usize, batch: usize) -> Result<Row, Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let before = readback::stats();
+    let (before, launched) = (readback::stats(), launches());
     let ours = det.predict(image)?;
-    let reads = readback::stats().since(before);
+    let (reads, launched) = (readback::stats().since(before), launches() - launched);
     let first_run_ms = start.elapsed().as_secs_f64() * 1e3;
     let refs: Vec<DetRef> = reference.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();
     let cands: Vec<DetRef> = ours.items.iter().map(|d| DetRef { bbox: d.bbox, score: d.score, label: d.label }).collect();
@@ -222,6 +219,7 @@ fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usiz
         images_per_s: 1e3 / median_ms.total,
         readbacks_per_image: reads.count,
         readback_bytes_per_image: reads.bytes,
+        launches_per_image: launched,
         batch,
         batch_images_per_s,
         batch_identical,
@@ -231,12 +229,12 @@ fn measure(det: &Detector, image: &BgrImage, reference: &Detections, iters: usiz
 fn print_table(report: &Report) {
     let [h, w] = report.input;
     println!("\ninput {w}x{h} (padded), {} proposals, median of {} warm runs, ms\n", report.proposals, report.iters);
-    println!("| device | model | precision | matched (strict / f16 bar) | mask I/U | first run | preprocess | backbone+FPN | RPN | box head | mask head | total | images/s | batched images/s | read-backs (bytes) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| device | model | precision | matched (strict / f16 bar) | mask I/U | first run | preprocess | backbone+FPN | RPN | box head | mask head | total | images/s | batched images/s | read-backs (bytes) | launches |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &report.rows {
         let m = &r.median_ms;
         println!(
-            "| {} | {} | {} | {} / {} of {} | {:.4} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} KB) |",
+            "| {} | {} | {} | {} / {} of {} | {:.4} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.2} | {} | {} ({:.1} KB) | {} |",
             r.device,
             r.model,
             r.precision,
@@ -257,7 +255,8 @@ fn print_table(report: &Report) {
                 _ => "-".to_string(),
             },
             r.readbacks_per_image,
-            r.readback_bytes_per_image as f64 / 1024.0
+            r.readback_bytes_per_image as f64 / 1024.0,
+            r.launches_per_image
         );
     }
 }

@@ -20,15 +20,12 @@ use std::time::Instant;
 
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
-use mask_rcnn_burn::dataset::{ImageEntry, Outcome, RunnerConfig, coco_images, image_files, run};
-use mask_rcnn_burn::device::{DeviceChoice, select_device};
+use mask_rcnn_burn::dataset::{ImageEntry, Outcome, RunnerConfig, category_ids, coco_categories, coco_images, image_files, run};
 use mask_rcnn_burn::eval::{CocoResult, evaluate};
-use mask_rcnn_burn::fs::write_atomic;
-use mask_rcnn_burn::precision::Precision;
+use mask_rcnn_burn::internals::write_atomic;
 use mask_rcnn_burn::render::{annotate, save_png};
-use mask_rcnn_burn::weights::resolve_weights;
-use mask_rcnn_burn::image::ImageLimits;
-use mask_rcnn_burn::{BgrImage, Detections, Detector, ModelConfig, StageTimings};
+use mask_rcnn_burn::sliced::{MatchMetric, MergeConfig, MergeKind, SliceConfig};
+use mask_rcnn_burn::{BgrImage, Detections, Detector, DeviceSpec, ImageLimits, Precision, StageTimings};
 
 /// CPU runs reuse freed tensor memory instead of page-faulting it in again (see `alloc`).
 #[global_allocator]
@@ -48,16 +45,20 @@ struct Args {
     /// The folder holding the annotations' `file_name`s.
     #[arg(long, requires = "annotations")]
     images: Option<PathBuf>,
-    /// A built-in config (r50-2x, r50-3x, r101-2x, r101-3x, r50c-2x, r50c-3x, or a configs/ file name) or a TOML file.
+    /// A built-in config (an alias such as r50-2x, r101-ws-2x, x101-ws-24e, or an mmdetection config name such as
+    /// mask-rcnn_x101-32x4d_fpn_gn-ws-all_2x_coco) or a TOML file.
     #[arg(long, default_value = "r50-2x")]
     model: String,
+    /// Class names, one per line in label order (default: the checkpoint's, else the config's, else class_0..).
+    #[arg(long)]
+    classes: Option<PathBuf>,
     /// Weights: a .safetensors file, or an mmdetection .pth checkpoint (converted once). Default: download the
     /// config's official checkpoint.
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// auto (a hardware GPU if there is one, else flex), wgpu, vulkan or flex.
+    /// auto (the first hardware GPU, else the CPU), cpu, wgpu or vulkan; wgpu:N / vulkan:N picks adapter N.
     #[arg(long, default_value = "auto")]
-    device: DeviceChoice,
+    device: DeviceSpec,
     /// f32, or f16 (weights and activations in half precision, GroupNorm statistics in f32; meant for GPUs).
     #[arg(long, default_value = "f32")]
     precision: Precision,
@@ -88,6 +89,28 @@ struct Args {
     /// Print the time of each stage (one image; over a folder or dataset, a line per image with its batch's times).
     #[arg(long)]
     timings: bool,
+    /// Sliced inference for large images: tiles of WxH pixels (e.g. 512x512), as SAHI cuts them, their detections
+    /// merged (plus a pass on the whole image unless --no-full-image).
+    #[arg(long, value_parser = parse_size)]
+    slice: Option<(usize, usize)>,
+    /// With --slice: the overlap of neighbouring tiles, a fraction of their size.
+    #[arg(long, default_value_t = 0.2, requires = "slice")]
+    overlap: f64,
+    /// With --slice: no pass on the whole image (SAHI's perform_standard_pred=False).
+    #[arg(long, requires = "slice")]
+    no_full_image: bool,
+    /// With --slice: how tiles' detections are merged: greedy-nmm (SAHI's default), nmm or nms.
+    #[arg(long, default_value = "greedy-nmm", requires = "slice")]
+    merge: String,
+    /// With --slice: the match measure, ios (intersection over the smaller box) or iou, and its threshold.
+    #[arg(long, default_value = "ios", requires = "slice")]
+    match_metric: String,
+    /// With --slice: the match threshold.
+    #[arg(long, default_value_t = 0.5, requires = "slice")]
+    match_threshold: f32,
+    /// With --slice: keep at most this many detections per image.
+    #[arg(long, requires = "slice")]
+    max_detections: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -103,7 +126,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match main_run(args) {
+    let outcome = main_run(args);
+    if std::env::var_os("MASK_RCNN_BURN_PEAK_RSS").is_some() {
+        // The process's own peak resident memory (VmHWM: this program's, not a parent's before exec), for tests.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().trim_end_matches(" kB").to_string());
+        println!("peak RSS: {} kB", kib.unwrap_or_else(|| "unknown".into()));
+    }
+    match outcome {
         Ok(0) => ExitCode::SUCCESS,
         Ok(failed) => {
             eprintln!("{failed} image(s) failed");
@@ -114,10 +144,13 @@ fn main() -> ExitCode {
             let mut line = format!("error: {e}");
             let mut source = e.source();
             while let Some(cause) = source {
-                line.push_str(&format!(": {cause}"));
+                let text = cause.to_string();
+                if !line.ends_with(&text) {
+                    line.push_str(&format!(": {text}"));
+                }
                 source = cause.source();
             }
-            eprintln!("{line}");
+            eprintln!("{}", line.replace('\n', " "));
             ExitCode::FAILURE
         }
     }
@@ -127,12 +160,8 @@ type AnyError = Box<dyn std::error::Error>;
 
 /// Runs everything; returns how many images failed.
 fn main_run(args: Args) -> Result<usize, AnyError> {
-    let mut config = ModelConfig::from_name_or_file(&args.model)?;
-    if let Some(thr) = args.score_thr {
-        if !(0.0..=1.0).contains(&thr) {
-            return Err(format!("--score-thr {thr} is not in [0, 1]").into());
-        }
-        config.test.rcnn.score_thr = thr;
+    if let Some(thr) = args.score_thr.filter(|t| !(0.0..=1.0).contains(t)) {
+        return Err(format!("--score-thr {thr} is not in [0, 1]").into());
     }
     let mut entries = match (&args.annotations, &args.images) {
         (Some(ann), Some(dir)) => coco_images(ann, dir)?,
@@ -148,11 +177,24 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
     }
     // Read a single image before the (slow) model load, so a bad image fails fast.
     let image = if single { Some(BgrImage::open_with_limits(&entries[0].path, &limits(&args)?)?) } else { None };
-    let weights = resolve_weights(&config, args.weights.as_deref(), true)?;
-    let device = select_device(args.device)?;
+    let mut builder = Detector::builder(&args.model).device(args.device).precision(args.precision).progress(true);
+    if let Some(w) = &args.weights {
+        builder = builder.weights(w);
+    }
+    if let Some(thr) = args.score_thr {
+        builder = builder.score_thr(thr);
+    }
+    if let Some(file) = &args.classes {
+        builder = builder.classes(read_classes(file)?);
+    }
     let start = Instant::now();
-    let detector = Detector::from_safetensors(config, &weights, device)?.with_precision(args.precision);
+    let (detector, why) = builder.build_explained()?;
     let load_ms = start.elapsed().as_secs_f64() * 1e3;
+    if args.device == DeviceSpec::Auto {
+        eprintln!("device: {why}");
+    }
+    let categories = args.annotations.as_deref().map(coco_categories).transpose()?;
+    let category_ids = category_ids(detector.classes(), &detector.config().dataset, categories.as_deref())?;
     // Opened once everything before the run has worked: a failed start leaves no output file.
     let mut results = match &args.json {
         Some(path) => Some(ResultsFile::open(path, args.resume)?),
@@ -168,11 +210,23 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
     let failed = match image {
         Some(_) if entries.is_empty() => 0,
         Some(image) => {
-            let (dets, timings) = detector.predict_timed(&image)?;
-            print_table(&entries[0].path, &image, &dets);
-            print_timings(load_ms, &timings, args.timings);
+            let dets = match slice_config(&args)? {
+                Some(cfg) => {
+                    let start = Instant::now();
+                    let dets = predict_sliced(&detector, &image, &cfg)?;
+                    print_table(&entries[0].path, &image, &dets);
+                    println!("time: {:.0} ms (sliced)", start.elapsed().as_secs_f64() * 1e3);
+                    dets
+                }
+                None => {
+                    let (dets, timings) = detector.predict_timed(&image)?;
+                    print_table(&entries[0].path, &image, &dets);
+                    print_timings(load_ms, &timings, args.timings);
+                    dets
+                }
+            };
             if let Some(r) = results.as_mut() {
-                r.append(entries[0].id, &dets.to_coco_results(entries[0].id, &detector.config().dataset.category_ids))?;
+                r.append(entries[0].id, &dets.to_coco_results(entries[0].id, &category_ids))?;
             }
             if let Some(path) = &args.output {
                 let path = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) { path.clone() } else { annotated_path(path, &entries[0])? };
@@ -181,7 +235,8 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
             }
             0
         }
-        None => run_dataset(&detector, &entries, &args, results.as_mut())?,
+        None if args.slice.is_some() => run_sliced(&detector, &entries, &args, &category_ids, results.as_mut())?,
+        None => run_dataset(&detector, &entries, &args, &category_ids, results.as_mut())?,
     };
     if let Some(r) = &results {
         println!("wrote {}", r.path.display());
@@ -202,6 +257,94 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
     Ok(failed)
 }
 
+/// `WxH` (`512x512`), or one number for a square.
+fn parse_size(s: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{s}` is not a size such as 512x512");
+    let (w, h) = s.split_once(['x', 'X']).unwrap_or((s, s));
+    let (w, h) = (w.trim().parse::<usize>().map_err(|_| bad())?, h.trim().parse::<usize>().map_err(|_| bad())?);
+    if w == 0 || h == 0 {
+        return Err(bad());
+    }
+    Ok((w, h))
+}
+
+/// The sliced-inference settings of the arguments, if `--slice` is given.
+fn slice_config(args: &Args) -> Result<Option<SliceConfig>, AnyError> {
+    let Some((width, height)) = args.slice else { return Ok(None) };
+    let kind = match args.merge.as_str() {
+        "greedy-nmm" | "greedynmm" => MergeKind::GreedyNmm,
+        "nmm" => MergeKind::Nmm,
+        "nms" => MergeKind::Nms,
+        other => return Err(format!("--merge {other}: expected greedy-nmm, nmm or nms").into()),
+    };
+    let metric = match args.match_metric.as_str() {
+        "ios" => MatchMetric::Ios,
+        "iou" => MatchMetric::Iou,
+        other => return Err(format!("--match-metric {other}: expected ios or iou").into()),
+    };
+    let cfg = SliceConfig {
+        width,
+        height,
+        overlap_width: args.overlap,
+        overlap_height: args.overlap,
+        full_image: !args.no_full_image,
+        merge: MergeConfig { kind, metric, threshold: args.match_threshold, class_agnostic: false },
+        max_detections: args.max_detections,
+        batch: args.batch as usize,
+    };
+    cfg.validate()?;
+    Ok(Some(cfg))
+}
+
+/// One sliced prediction, with a progress bar per tile on a terminal.
+fn predict_sliced(detector: &Detector, image: &BgrImage, cfg: &SliceConfig) -> Result<Detections, AnyError> {
+    let bar = if std::io::stderr().is_terminal() { ProgressBar::new(0) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} tiles, eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let dets = detector.predict_sliced_with_progress(image, cfg, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+    })?;
+    bar.finish_and_clear();
+    Ok(dets)
+}
+
+/// Many images sliced, one after the other (each image is many network batches already).
+fn run_sliced(detector: &Detector, entries: &[ImageEntry], args: &Args, category_ids: &[u32], mut results: Option<&mut ResultsFile>) -> Result<usize, AnyError> {
+    let cfg = slice_config(args)?.expect("--slice given");
+    let limits = limits(args)?;
+    let mut failed = 0;
+    for entry in entries {
+        let outcome = BgrImage::open_with_limits(&entry.path, &limits).map_err(mask_rcnn_burn::Error::from).and_then(|img| {
+            let dets = detector.predict_sliced(&img, &cfg)?;
+            Ok((img, dets))
+        });
+        match outcome {
+            Err(e) => {
+                eprintln!("skipped {}: {}", entry.path.display(), e.one_line());
+                failed += 1;
+            }
+            Ok((img, dets)) => {
+                let image = args.output.is_some().then_some(&img);
+                write_outcome(entry, &dets, image, category_ids, results.as_deref_mut(), args.output.as_deref())?;
+            }
+        }
+    }
+    println!("{} images sliced, {failed} failed", entries.len());
+    Ok(failed)
+}
+
+/// Class names from a file, one per line in label order (blank lines and surrounding spaces ignored).
+fn read_classes(path: &Path) -> Result<Vec<String>, AnyError> {
+    use std::io::Read;
+    let mut text = String::new();
+    File::open(path).and_then(|f| f.take(1 << 20).read_to_string(&mut text)).map_err(|e| format!("cannot read --classes {}: {e}", path.display()))?;
+    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    if names.is_empty() {
+        return Err(format!("--classes {} names no class", path.display()).into());
+    }
+    Ok(names)
+}
+
 /// The image size cap of `--max-megapixels`.
 fn limits(args: &Args) -> Result<ImageLimits, AnyError> {
     if !(args.max_megapixels > 0.0 && args.max_megapixels <= 1e6) {
@@ -212,7 +355,7 @@ fn limits(args: &Args) -> Result<ImageLimits, AnyError> {
 
 /// Many images through the dataset runner: results streamed to the JSON, pictures to the output folder, a
 /// progress bar on a terminal (a summary line otherwise). Returns how many images failed.
-fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut results: Option<&mut ResultsFile>) -> Result<usize, AnyError> {
+fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, category_ids: &[u32], mut results: Option<&mut ResultsFile>) -> Result<usize, AnyError> {
     if let Some(dir) = &args.output {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
@@ -226,7 +369,6 @@ fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut res
         ProgressBar::hidden()
     };
     let runner = RunnerConfig { batch: args.batch as usize, keep_images: args.output.is_some(), limits: limits(args)?, ..RunnerConfig::default() };
-    let category_ids = detector.config().dataset.category_ids.clone();
     let mut write_error: Option<String> = None;
     let summary = run(detector, entries, &runner, |outcome: Outcome| {
         bar.inc(1);
@@ -237,7 +379,7 @@ fn run_dataset(detector: &Detector, entries: &[ImageEntry], args: &Args, mut res
                 if let (true, Some(t)) = (args.timings, &outcome.timings) {
                     bar.suspend(|| println!("time: {} | {}", outcome.entry.path.display(), stage_times(t)));
                 }
-                let written = write_outcome(&outcome.entry, &dets, outcome.image.as_ref(), &category_ids, results.as_deref_mut(), args.output.as_deref());
+                let written = write_outcome(&outcome.entry, &dets, outcome.image.as_ref(), category_ids, results.as_deref_mut(), args.output.as_deref());
                 if let Err(e) = written {
                     write_error = Some(e);
                 }
@@ -333,7 +475,14 @@ impl ResultsFile {
         let done_path = PathBuf::from(format!("{}.done", path.display()));
         let (mut done, mut kept) = (BTreeSet::new(), Vec::new());
         if resume && path.is_file() {
-            let ids = std::fs::read_to_string(&done_path).unwrap_or_default();
+            let ids = std::fs::read_to_string(&done_path).map_err(|e| {
+                format!(
+                    "--resume: cannot read {} ({e}), the list of images {} holds; without it the run cannot tell which are done: \
+                     restore it, or run again without --resume to start over",
+                    done_path.display(),
+                    path.display()
+                )
+            })?;
             done = ids.lines().filter_map(|l| l.trim().parse::<u64>().ok()).collect();
             let text = std::fs::read_to_string(path).map_err(cannot)?;
             let previous: Vec<CocoResult> =

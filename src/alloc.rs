@@ -32,9 +32,7 @@ const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// (wall 2.8 -> 2.3 s); touching 256 MiB, 0.63 s against 0.11 s. Warm, 4 KiB pages cost ~3% (TLB misses).
 /// Like mimalloc's own opt-out, the setting is inherited by child processes and kept across `exec`.
 pub fn keep_freed_memory() {
-    // SAFETY: mi_option_set only stores a value in mimalloc's option table (an atomic store); the index is a
-    // valid option of the bundled mimalloc, and -1 a documented value.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+    retain_freed_allocations();
     // The process opts out whatever the system's THP mode (`madvise`: mimalloc advises its arenas huge;
     // `always`), as mimalloc itself does for `MIMALLOC_ALLOW_THP=0`, which it can only read before main.
     // A failure (a kernel before 3.15) leaves the system's default.
@@ -43,6 +41,14 @@ pub fn keep_freed_memory() {
         // SAFETY: PR_SET_THP_DISABLE takes one integer argument (1 = disable) and touches no memory of ours.
         let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
     }
+}
+
+/// Only the allocator's half of [`keep_freed_memory`]: mimalloc never returns freed memory to the OS. For a library
+/// loaded into someone else's process (the Python extension), which should not change the process's huge-page mode.
+pub fn retain_freed_allocations() {
+    // SAFETY: mi_option_set only stores a value in mimalloc's option table (an atomic store); the index is a
+    // valid option of the bundled mimalloc, and -1 a documented value.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
 }
 
 #[cfg(all(test, target_os = "linux"))]

@@ -17,22 +17,72 @@ pub enum Error {
     /// The dataset's inputs or annotations.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// An argument outside what the call accepts (a device name, a batch of mixed shapes, an out-of-range
+    /// threshold): the caller's mistake, reported before any work.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// A GPU device was asked for where wgpu finds no Vulkan, Metal or DX12 adapter.
-    #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device flex)")]
+    #[error("--device {requested}: wgpu finds no Vulkan, Metal or DX12 adapter (OpenGL is not supported; install a Vulkan driver, e.g. mesa-vulkan-drivers, or use --device cpu)")]
     NoGpu {
         /// The device asked for.
-        requested: &'static str,
+        requested: String,
     },
-    /// The backend failed while running the model (device lost, out of memory...), or a stage's output was
-    /// not what the next stage needs.
-    #[error("backend error during {stage}: {source}")]
-    Backend {
+    /// A device this crate cannot run on.
+    #[error("device {device} is not supported: {reason}")]
+    UnsupportedDevice {
+        /// The device.
+        device: String,
+        /// Why.
+        reason: String,
+    },
+    /// The device failed while running the model (device lost, out of memory, a failed read-back).
+    #[error("device failure during {stage}: {source}")]
+    Device {
         /// The pipeline stage.
         stage: &'static str,
         /// The backend's own error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// Reading or writing a file that is neither an image, weights, config nor annotations (an output).
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A broken invariant inside the pipeline: a bug of this crate, never the input's fault.
+    #[error("internal error in {stage}: {message}")]
+    Internal {
+        /// The pipeline stage.
+        stage: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// What kind of failure an [`Error`] is, for callers that branch on it (the Python binding maps each to an
+/// exception class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// [`Error::Config`].
+    Config,
+    /// [`Error::Image`].
+    Image,
+    /// [`Error::Weights`].
+    Weights,
+    /// [`Error::Dataset`].
+    Dataset,
+    /// [`Error::InvalidArgument`].
+    InvalidArgument,
+    /// [`Error::NoGpu`], [`Error::UnsupportedDevice`], [`Error::Device`].
+    Device,
+    /// [`Error::Io`].
+    Io,
+    /// [`Error::Internal`].
+    Internal,
 }
 
 /// A model configuration that cannot be used.
@@ -136,6 +186,14 @@ pub enum ImageError {
         height: u32,
         /// The limit, in pixels.
         max_pixels: u64,
+    },
+    /// A file larger than any image within the limits can be (read no further than the limit).
+    #[error("image {origin} is larger than {max_bytes} bytes, more than any image within the pixel limit can take")]
+    FileTooLarge {
+        /// The file.
+        origin: String,
+        /// The limit, in bytes.
+        max_bytes: u64,
     },
     /// A pixel buffer whose length does not match its size.
     #[error("image buffer of {len} bytes does not hold {height}x{width}x3 pixels")]
@@ -307,9 +365,48 @@ fn preview(keys: &[String]) -> String {
 }
 
 impl Error {
-    /// A backend failure during `stage`, keeping the backend's error (or a message) as the source.
-    pub fn backend(stage: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self::Backend { stage, source: source.into() }
+    /// A device failure during `stage`, keeping the backend's error (or a message) as the source.
+    pub fn device(stage: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Device { stage, source: source.into() }
+    }
+
+    /// An invalid argument, described by `message`.
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::InvalidArgument(message.into())
+    }
+
+    /// A broken invariant in `stage` (a bug).
+    pub fn internal(stage: &'static str, message: impl Into<String>) -> Self {
+        Self::Internal { stage, message: message.into() }
+    }
+
+    /// Which kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Config(_) => ErrorKind::Config,
+            Self::Image(_) => ErrorKind::Image,
+            Self::Weights(_) => ErrorKind::Weights,
+            Self::Dataset(_) => ErrorKind::Dataset,
+            Self::InvalidArgument(_) => ErrorKind::InvalidArgument,
+            Self::NoGpu { .. } | Self::UnsupportedDevice { .. } | Self::Device { .. } => ErrorKind::Device,
+            Self::Io { .. } => ErrorKind::Io,
+            Self::Internal { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The message and every cause after it, on one line (what the CLI prints).
+    pub fn one_line(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !line.ends_with(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            source = cause.source();
+        }
+        line.replace('\n', " ")
     }
 }
 

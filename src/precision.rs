@@ -1,19 +1,21 @@
-//! Numeric precision of weights and activations. `f16` halves the memory of weights and of the activations
-//! between layers; convolutions and fc layers accumulate in f32 ([`compute_in_f32`]), GroupNorm statistics are
-//! f32 (`layers::group_norm`), and everything read back to the host is converted to f32.
+//! Numeric precision of the activations. `f16` halves the memory of the activations between layers (and of what
+//! a GPU reads back); the weights stay f32, every convolution, fc layer and GroupNorm computes in f32 (Burn's f16
+//! convolutions accumulate in f16: a 3x3 256->64 conv measured 6.4e-3 relative L2 from f32 on wgpu, which
+//! compounds over the model's ~60 convolutions), and each head's outputs (RPN logits and deltas, box logits and
+//! deltas, mask logits) and every RoI coordinate stay f32, where f16's 11 bits would move scores, choices and
+//! mask pixels.
 
 use std::str::FromStr;
 
-use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{DType, Tensor};
 
-/// Weights' and activations' dtype on the device.
+/// Activations' dtype between layers on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// Single precision (the published models').
     #[default]
     F32,
-    /// Half precision storage, f32 accumulation (GPUs).
+    /// Half precision storage of activations, f32 weights and arithmetic (GPUs).
     F16,
 }
 
@@ -30,34 +32,20 @@ impl Precision {
     pub fn cast<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         if x.dtype() == self.dtype() { x } else { x.cast(self.dtype()) }
     }
-
-    /// Every float parameter of `module` in this precision.
-    pub fn cast_module<M: Module>(self, module: M) -> M {
-        struct Caster(Precision);
-        impl ModuleMapper for Caster {
-            fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-                let p = self.0;
-                param.map(|t| p.cast(t))
-            }
-        }
-        module.map(&mut Caster(self))
-    }
 }
 
-/// `f(module, x)` computed in f32 when `x` is in a reduced precision, the result cast back: Burn's f16
-/// convolutions accumulate in f16 (a 3x3 256->64 conv measured 6.4e-3 relative L2 from f32 on wgpu), which
-/// compounds over the model's ~60 convolutions, so f16 is the storage format between layers, not the
-/// accumulator.
-pub fn compute_in_f32<M: Module + Clone, const D: usize, const E: usize>(
-    module: &M,
-    x: Tensor<D>,
-    f: impl Fn(&M, Tensor<D>) -> Tensor<E>,
-) -> Tensor<E> {
+/// `f(x)` computed in f32, the result back in `x`'s dtype (the weights are f32 already: nothing is cast but `x`).
+pub(crate) fn compute_in_f32<const D: usize, const E: usize>(x: Tensor<D>, f: impl FnOnce(Tensor<D>) -> Tensor<E>) -> Tensor<E> {
     let dtype = x.dtype();
     if dtype == DType::F32 {
-        return f(module, x);
+        return f(x);
     }
-    f(&Precision::F32.cast_module(module.clone()), x.cast(DType::F32)).cast(dtype)
+    f(x.cast(DType::F32)).cast(dtype)
+}
+
+/// `x` in f32 (a head's output, which the host reads).
+pub(crate) fn to_f32<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.dtype() == DType::F32 { x } else { x.cast(DType::F32) }
 }
 
 impl FromStr for Precision {

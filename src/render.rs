@@ -90,11 +90,16 @@ fn draw_text(img: &mut BgrImage, x: usize, y: usize, text: &str, color: [u8; 3])
     }
 }
 
-/// Writes a BGR image as PNG (atomically: a temporary file renamed into place).
+/// Writes a BGR image as PNG (atomically: a temporary file renamed into place), with the PNG encoder's fast
+/// compression: a 24-megapixel picture encodes in a fraction of a second rather than seconds, for a somewhat larger
+/// file.
 pub fn save_png(img: &BgrImage, path: &std::path::Path) -> std::io::Result<()> {
-    let rgb = image::RgbImage::from_raw(img.width as u32, img.height as u32, img.to_rgb())
-        .ok_or_else(|| std::io::Error::other("image buffer size"))?;
-    let mut png = Vec::new();
-    rgb.write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).map_err(std::io::Error::other)?;
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let rgb = img.to_rgb();
+    let mut png = Vec::with_capacity(rgb.len() / 4);
+    PngEncoder::new_with_quality(&mut png, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(&rgb, img.width as u32, img.height as u32, image::ExtendedColorType::Rgb8)
+        .map_err(std::io::Error::other)?;
     crate::fs::write_atomic(path, &png)
 }

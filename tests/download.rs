@@ -6,6 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::http::serve;
+use common::scratch_file;
 
 use mask_rcnn_burn::error::WeightsError;
 use mask_rcnn_burn::weights::download::{fetch, sha256_file};
@@ -14,14 +15,13 @@ fn body() -> Vec<u8> {
     (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
 }
 
+/// The download's destination, in the running test's own scratch folder.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-dl-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("ckpt.pth")
+    scratch_file("download", &format!("{name}-ckpt.pth"))
 }
 
 fn sha_of(bytes: &[u8]) -> String {
-    let p = std::env::temp_dir().join(format!("mask-rcnn-burn-dl-sha-{}", std::process::id()));
+    let p = scratch_file("download", "sha-input");
     std::fs::write(&p, bytes).unwrap();
     sha256_file(&p).unwrap()
 }

@@ -1,19 +1,28 @@
 //! The GPU path on wgpu (in CI: Mesa's software Vulkan, lavapipe): the r50_hopper_320 fixture end to end against
-//! mmdetection at f32, the same image and weights at f16 on a tenth of the RoI heads' work against flex, and
-//! each CubeCL kernel against its host reference. Skipped, with a message, where wgpu finds no Vulkan/Metal/DX12
-//! adapter at all.
+//! mmdetection at f32, a smaller case on Vulkan (SPIR-V) and at f16 against flex, batches, and each CubeCL kernel
+//! against its host reference. Where wgpu finds no Vulkan/Metal/DX12 adapter, every test fails when `CI` is set
+//! (CI must not go green without GPU coverage) and is skipped, saying so on stderr, otherwise.
 
 mod common;
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
 use common::*;
+use mask_rcnn_burn::{DeviceProfile, DeviceSpec};
 
+/// wgpu's first adapter (lavapipe in CI), or `None` (with the reason on stderr) where there is none outside CI.
 fn wgpu_device() -> Option<Device> {
-    if !mask_rcnn_burn::device::wgpu_adapter_present() {
-        eprintln!("no Vulkan/Metal/DX12 adapter: GPU-path tests skipped (install mesa-vulkan-drivers for lavapipe)");
-        return None;
+    gpu_device(DeviceSpec::Wgpu(None))
+}
+
+fn gpu_device(spec: DeviceSpec) -> Option<Device> {
+    match DeviceProfile::resolve(spec) {
+        Ok((profile, _)) => Some(profile.device().clone()),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("CI is set and the GPU tests find no GPU adapter: {e}"),
+        Err(e) => {
+            eprintln!("GPU-path test skipped ({e}); install mesa-vulkan-drivers for lavapipe");
+            None
+        }
     }
-    Some(Device::wgpu(DeviceKind::DefaultDevice))
 }
 
 /// The r50_hopper_320 fixture end to end against mmdetection (1000 proposals, 100 detections; ~4 minutes on
@@ -24,40 +33,48 @@ fn hopper_320_end_to_end_on_wgpu() {
     assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "wgpu");
 }
 
-/// The same on wgpu pinned to Vulkan (SPIR-V instead of WGSL): the same kernels through another compiler, behind
-/// `--ignored` to keep CI's GPU tests within their budget. Run it with `cargo test --release --test gpu -- --ignored`.
+/// The same kernels on wgpu pinned to Vulkan (SPIR-V instead of WGSL, another compiler) on the r50_hopper_320 image and
+/// weights with 100 proposals and 20 detections (a tenth of the RoI heads' work, to fit CI's GPU budget), against
+/// flex: every detection matched (label, box IoU >= 0.98, |score diff| <= 2e-3), mask I/U >= 0.999. The full case
+/// runs on the default API above.
 #[test]
-#[ignore = "~4 min more on lavapipe; run with --ignored"]
-fn hopper_320_end_to_end_on_vulkan() {
-    if wgpu_device().is_none() {
-        return;
-    }
-    let device = Device::vulkan(DeviceKind::DefaultDevice);
-    assert_end_to_end("r50_hopper_320", case_detector("r50_hopper_320", device), "vulkan");
+fn hopper_320_small_on_vulkan_matches_flex() {
+    let Some(device) = gpu_device(DeviceSpec::Vulkan(None)) else { return };
+    let image = case_image("r50_hopper_320");
+    let reference = small_detector(Device::flex()).predict(&image).unwrap();
+    let ours = small_detector(device).predict(&image).unwrap();
+    let (matched, mask) = match_against(&reference, &ours, 0.98, 2e-3);
+    println!("vulkan f32, 100 proposals: {matched}/{} of flex matched, mask I/U {mask:.5}", reference.len());
+    assert_eq!(matched, reference.len(), "vulkan: only {matched} of {} detections matched", reference.len());
+    assert!(mask >= 0.999, "vulkan: mask I/U {mask}");
 }
 
-/// Half precision on the GPU path: the r50_hopper_320 fixture's image and weights with 100 proposals and 20
-/// detections (a tenth of the RoI heads' work), at f16 (weights and activations; GroupNorm statistics in f32) on
-/// wgpu against flex at f32 on the same machine: at least 90% of the detections match at box IoU >= 0.9 and
-/// |score diff| <= 0.02. (At f32 every one matches at the fixture cases' thresholds; f32 is held to
-/// mmdetection by the test above.)
+/// The r50_hopper_320 detector with 100 proposals and 20 detections (a tenth of the RoI heads' work).
+fn small_detector(device: Device) -> mask_rcnn_burn::Detector {
+    let mut det = case_detector("r50_hopper_320", device);
+    (det.test_config_mut().rpn.max_per_img, det.test_config_mut().rcnn.max_per_img) = (100, 20);
+    det
+}
+
+/// Half precision on the GPU path: the small r50_hopper_320 case at f16 (activations between layers; weights,
+/// arithmetic, head outputs and RoI coordinates in f32) on wgpu against flex at f32: F16_MATCHED of the 20 detections
+/// matched at box IoU >= 0.9 and |score diff| <= 0.02, mask I/U >= 0.98 over them.
 #[test]
 fn hopper_320_small_on_wgpu_f16_matches_flex() {
-    use mask_rcnn_burn::precision::Precision;
+    use mask_rcnn_burn::Precision;
     let Some(device) = wgpu_device() else { return };
-    let small = |device: Device| {
-        let mut det = case_detector("r50_hopper_320", device);
-        (det.test_config_mut().rpn.max_per_img, det.test_config_mut().rcnn.max_per_img) = (100, 20);
-        det
-    };
     let image = case_image("r50_hopper_320");
-    let reference = small(Device::flex()).predict(&image).unwrap();
+    let reference = small_detector(Device::flex()).predict(&image).unwrap();
     assert_eq!(reference.len(), 20, "the case keeps 20 detections");
-    let ours = small(device).with_precision(Precision::F16).predict(&image).unwrap();
+    let ours = small_detector(device).with_precision(Precision::F16).predict(&image).unwrap();
     let (matched, mask) = match_against(&reference, &ours, 0.9, 0.02);
     println!("wgpu f16, 100 proposals: {matched}/{} of flex f32 matched at IoU >= 0.9, mask I/U {mask:.5}", reference.len());
-    assert!(matched * 10 >= reference.len() * 9, "wgpu f16: only {matched} of {} detections matched", reference.len());
+    assert!(matched >= F16_MATCHED, "wgpu f16: only {matched} of {} detections matched", reference.len());
+    assert!(mask >= 0.98, "wgpu f16: mask I/U {mask}");
 }
+
+/// Detections of the small case matched at f16 (measured: see the test's output in CI; the bound leaves one).
+const F16_MATCHED: usize = 19;
 
 /// The GPU report binary (examples/gpu_report.rs) on the software adapter at its CI size: it runs, matches flex,
 /// and prints its table.
@@ -66,9 +83,8 @@ fn gpu_report_runs_on_a_small_input() {
     if wgpu_device().is_none() {
         return;
     }
-    let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let bin = deps.parent().unwrap().join("examples").join(format!("gpu_report{}", std::env::consts::EXE_SUFFIX));
-    let json = std::env::temp_dir().join(format!("gpu-report-{}.json", std::process::id()));
+    let bin = example_bin("gpu_report");
+    let json = scratch_file("gpu", "report.json");
     let out = std::process::Command::new(&bin)
         .args(["--small", "--proposals", "20", "--detections", "5", "--iters", "1", "--models", "r50", "--precisions", "f32", "--devices", "wgpu", "--batch", "1", "--json"])
         .arg(&json)
@@ -106,7 +122,7 @@ fn plain_kernel_layers_match_flex() {
     use burn::nn::LinearConfig;
     use burn::nn::conv::{Conv2dConfig, ConvTranspose2dConfig};
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::ops::{conv_transpose_2x2, conv2d, linear};
+    use mask_rcnn_burn::internals::{conv_transpose_2x2, conv2d, linear};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -154,12 +170,13 @@ fn plain_kernel_layers_match_flex() {
 #[test]
 fn roi_align_kernel_matches_flex_reference() {
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::ops::roi_align::{RoiAlignConfig, RoiFeatures, roi_align, roi_level};
+    use mask_rcnn_burn::internals::{RoiAlignConfig, RoiFeatures, roi_align, roi_level};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
     let strides = vec![4, 8, 16, 32];
-    let levels: Vec<Tensor<4>> = strides.iter().map(|s| Tensor::random([1, 6, 96 / s, 128 / s], Distribution::Normal(0.0, 1.0), &flex)).collect();
+    // Two images: RoIs of both pooled in one pass, each from its own image's maps.
+    let levels: Vec<Tensor<4>> = strides.iter().map(|s| Tensor::random([2, 6, 96 / s, 128 / s], Distribution::Normal(0.0, 1.0), &flex)).collect();
     let on = |d: &Device| RoiFeatures::new(levels.iter().map(|t| Tensor::from_data(t.to_data(), d)).collect(), strides.clone());
     let (host, device) = (on(&flex), on(&gpu));
     let rois: Vec<[f32; 4]> = vec![
@@ -174,10 +191,15 @@ fn roi_align_kernel_matches_flex_reference() {
     ];
     let hit: std::collections::BTreeSet<usize> = rois.iter().map(|r| roi_level(r, 56.0, 4)).collect();
     assert_eq!(hit.len(), 4, "the RoIs cover every level");
+    let rois: Vec<(usize, [f32; 4])> = rois.iter().enumerate().map(|(i, r)| (i % 2, *r)).collect();
     for (output_size, sampling_ratio) in [(7, 0), (14, 0), (7, 2)] {
         let cfg = RoiAlignConfig { output_size, sampling_ratio, finest_scale: 56.0 };
         let expect = roi_align(&host, &rois, &cfg);
+        let launched = mask_rcnn_burn::internals::launches();
         let got = roi_align(&device, &rois, &cfg);
+        gpu.sync().unwrap();
+        let launched = mask_rcnn_burn::internals::launches() - launched;
+        assert_eq!(launched, 4, "one launch per level for both images' RoIs");
         assert_ne!(got.device(), flex, "pooled on the GPU device");
         let got = got.to_device(&flex);
         let nonzero = expect.clone().abs().greater_elem(0.0).int().sum().into_scalar::<i64>();
@@ -195,8 +217,8 @@ fn roi_align_kernel_matches_flex_reference() {
 #[test]
 fn mask_paste_kernel_matches_host_reference() {
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::ops::mask_paste::{host::paste_probabilities, paste_masks};
-    use mask_rcnn_burn::ops::sigmoid;
+    use mask_rcnn_burn::internals::mask_paste::host::paste_probabilities;
+    use mask_rcnn_burn::internals::{PasteTarget, paste_masks, sigmoid};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -213,8 +235,16 @@ fn mask_paste_kernel_matches_host_reference() {
         [5.5, 100.25, 150.75, 119.5],   // wide and thin
     ];
     let logits = Tensor::<3>::random([boxes.len(), m, m], Distribution::Normal(0.0, 4.0), &flex);
-    let host = paste_masks(logits.clone(), &boxes, width, height, threshold).unwrap();
-    let device = paste_masks(Tensor::from_data(logits.to_data(), &gpu), &boxes, width, height, threshold).unwrap();
+    // Every other box goes to a second, smaller image: one paste for both images' detections.
+    let targets: Vec<PasteTarget> = boxes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if i % 2 == 0 { PasteTarget { bbox: *b, image_width: width, image_height: height } } else { PasteTarget { bbox: *b, image_width: 130, image_height: 100 } })
+        .collect();
+    let host = paste_masks(logits.clone(), &targets, threshold).unwrap();
+    let launched = mask_rcnn_burn::internals::launches();
+    let device = paste_masks(Tensor::from_data(logits.to_data(), &gpu), &targets, threshold).unwrap();
+    assert_eq!(mask_rcnn_burn::internals::launches() - launched, 1, "one launch for both images' masks");
     let values = logits.into_data().try_to_vec::<f32>().unwrap();
     let (mut pixels, mut set, mut differ) = (0, 0, 0);
     for (i, (a, b)) in host.iter().zip(&device).enumerate() {
@@ -233,6 +263,7 @@ fn mask_paste_kernel_matches_host_reference() {
     println!("mask paste kernel: {differ} of {pixels} window pixels differ from the host ({set} set)");
     assert!(set > pixels / 5 && set < pixels, "the masks are neither empty nor full ({set} of {pixels})");
     assert!(host[4].area() <= 9 && host[7].window.is_empty());
+    assert!(host.iter().zip(&targets).all(|(m, t)| (m.image_width, m.image_height) == (t.image_width, t.image_height)));
 }
 
 /// The GroupNorm kernels against the flex host kernel, from batches of 7x7 RoIs to a 200x304 map, with and
@@ -242,7 +273,7 @@ fn group_norm_kernel_matches_flex_reference() {
     use burn::module::Module;
     use burn::nn::{GroupNorm, GroupNormConfig};
     use burn::tensor::{DType, Distribution, Tensor};
-    use mask_rcnn_burn::ops::{group_norm, group_norm_relu};
+    use mask_rcnn_burn::internals::{group_norm, group_norm_relu};
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -262,8 +293,7 @@ fn group_norm_kernel_matches_flex_reference() {
         let rel = rel_l2(got.to_device(&flex), expect.clone());
         println!("GroupNorm kernel {shape:?} relu {relu}: rel L2 {rel:.2e}");
         assert!(rel <= 1e-5);
-        let half = mask_rcnn_burn::precision::Precision::F16.cast_module(on_gpu);
-        let got = if relu { group_norm_relu(xg.cast(DType::F16), &half) } else { group_norm(xg.cast(DType::F16), &half) };
+        let got = if relu { group_norm_relu(xg.cast(DType::F16), &on_gpu) } else { group_norm(xg.cast(DType::F16), &on_gpu) };
         let rel = rel_l2(got.cast(DType::F32).to_device(&flex), expect);
         println!("GroupNorm kernel {shape:?} relu {relu}, f16: rel L2 {rel:.2e}");
         assert!(rel <= 2e-3);
@@ -281,12 +311,24 @@ fn batch_equals_single_images_on_wgpu() {
     (test.scale, test.rpn.max_per_img, test.rcnn.max_per_img) = ([192, 144], 20, 5);
     let open = |name: &str| mask_rcnn_burn::BgrImage::open(fixtures().join("images").join(name)).unwrap();
     let images = [open("hopper_640x480.png"), open("coffee_600x400_q85.jpg"), open("hopper_640x480.png")];
+    use mask_rcnn_burn::internals::{launches, readback};
+    let count = |f: &dyn Fn()| {
+        let (l, r) = (launches(), readback::stats());
+        f();
+        (launches() - l, readback::stats().since(r).count)
+    };
     let batched = det.predict_batch(&images).unwrap();
     for (i, (img, got)) in images.iter().zip(&batched).enumerate() {
         let alone = det.predict(img).unwrap();
         assert!(!alone.is_empty());
         assert_eq!(got, &alone, "image {i} of the batch differs from its own predict");
     }
+    // The two hoppers share a padded shape: one network batch, whose RoIAlign, heads, paste and read-backs serve
+    // both images at once.
+    let (one_launches, one_reads) = count(&|| drop(det.predict(&images[0]).unwrap()));
+    let (two_launches, two_reads) = count(&|| drop(det.predict_batch(&[images[0].clone(), images[2].clone()]).unwrap()));
+    println!("wgpu: one image {one_launches} launches, {one_reads} read-backs; a batch of two {two_launches}, {two_reads}");
+    assert!(two_launches < 2 * one_launches && two_reads < 2 * one_reads);
     println!("wgpu: a batch of 3 equals 3 single predicts ({} detections)", batched.iter().map(|d| d.len()).sum::<usize>());
 }
 
@@ -297,7 +339,7 @@ fn batch_equals_single_images_on_wgpu() {
 #[test]
 fn rpn_top_k_kernel_matches_host_sort() {
     use burn::tensor::{DType, Tensor, TensorData};
-    use mask_rcnn_burn::ops::top_k_anchors;
+    use mask_rcnn_burn::internals::top_k_anchors;
 
     let Some(gpu) = wgpu_device() else { return };
     let flex = Device::flex();
@@ -348,52 +390,62 @@ fn rpn_top_k_kernel_matches_host_sort() {
     println!("device top-k = host sort on {n}x{a}x{h}x{w} tied logits, k from 1 to past the level, f32 and f16, NaN");
 }
 
-/// What the RPN reads back for one image whose network input is `h x w`, on random P2..P6: per level the select
+/// What choosing the RPN's anchors reads back for one image whose network input is `h x w`: per level the select
 /// state (12 bytes, levels of more than `nms_pre` anchors), the list's length (4) and its records (24 bytes: index,
 /// logit, 4 deltas) for the `nms_pre` best anchors and any that tie with the last (a few at most on random
-/// logits).
-fn rpn_read_back(h: usize, w: usize) -> u64 {
+/// logits). `through_head`: the whole RPN (head convs on a random pyramid, then the choice and the proposals);
+/// otherwise the choice alone on random logits and deltas of the pyramid's sizes (what is read back depends only on
+/// those sizes). `None` where there is no GPU adapter outside CI.
+fn rpn_read_back(h: usize, w: usize, through_head: bool) -> Option<u64> {
     use burn::tensor::{Distribution, Tensor};
-    use mask_rcnn_burn::ops::readback;
-    use mask_rcnn_burn::preprocess::ImageMeta;
-    let Some(device) = wgpu_device() else { return 0 };
+    use mask_rcnn_burn::internals::{readback, top_k_anchors};
+    let device = wgpu_device()?;
     let det = case_detector("r50_hopper_320", device.clone());
-    let sizes: Vec<(usize, usize)> = (2..=6).map(|l| (h.div_ceil(1 << l), w.div_ceil(1 << l))).collect();
-    let pyramid: [Tensor<4>; 5] =
-        std::array::from_fn(|l| Tensor::random([1, 256, sizes[l].0, sizes[l].1], Distribution::Normal(0.0, 1.0), &device));
-    let meta = ImageMeta { ori_shape: (h, w), img_shape: (h, w), pad_shape: (h, w), scale_factor: (1.0, 1.0) };
-    let before = readback::stats();
-    let proposals = det.proposals(&pyramid, &meta).unwrap();
-    let read = readback::stats().since(before);
     let nms_pre = det.config().test.rpn.nms_pre;
+    let sizes: Vec<(usize, usize)> = (2..=6).map(|l| (h.div_ceil(1 << l), w.div_ceil(1 << l))).collect();
+    let random = |c: usize, (ph, pw): (usize, usize)| Tensor::<4>::random([1, c, ph, pw], Distribution::Normal(0.0, 1.0), &device);
+    let (levels, before) = if through_head {
+        let pyramid: Vec<Tensor<4>> = sizes.iter().map(|&s| random(256, s)).collect();
+        let before = readback::stats();
+        let proposals = det.model().rpn_head.predict(&pyramid, &[(h, w)], &det.config().test.rpn).unwrap().remove(0);
+        assert!(!proposals.boxes.is_empty());
+        (None, before)
+    } else {
+        let inputs: Vec<(Tensor<4>, Tensor<4>)> = sizes.iter().map(|&s| (random(3, s), random(12, s))).collect();
+        device.sync().unwrap();
+        let before = readback::stats();
+        let chosen: Vec<usize> = inputs.into_iter().map(|(cls, reg)| top_k_anchors(cls, reg, nms_pre).unwrap()[0].index.len()).collect();
+        (Some(chosen), before)
+    };
+    let read = readback::stats().since(before);
     let logits: usize = sizes.iter().map(|&(ph, pw)| 3 * ph * pw).sum();
     let selected = sizes.iter().filter(|&&(ph, pw)| 3 * ph * pw > nms_pre).count();
     let chosen: usize = sizes.iter().map(|&(ph, pw)| (3 * ph * pw).min(nms_pre)).sum();
+    if let Some(per_level) = levels {
+        assert_eq!(per_level.iter().sum::<usize>(), chosen);
+    }
     let least = 12 * selected as u64 + 4 * 5 + 24 * chosen as u64;
     let every = 4 * 5 * logits as u64;
     println!(
-        "RPN at {h}x{w}: {} read-backs, {} bytes ({chosen} anchors chosen of {logits}); at least {least}; every logit and delta: {every} bytes; {} proposals",
-        read.count,
-        read.bytes,
-        proposals.boxes.len()
+        "RPN at {h}x{w}: {} read-backs, {} bytes ({chosen} anchors chosen of {logits}); at least {least}; every logit and delta: {every} bytes",
+        read.count, read.bytes
     );
     assert!(read.bytes >= least && read.bytes <= least + 24 * 20, "{} bytes", read.bytes);
     assert_eq!(read.count, 2 * 5 + selected as u64, "per level: the select state (large levels), the list's length, its records");
-    assert!(!proposals.boxes.is_empty());
-    read.bytes
+    Some(read.bytes)
 }
 
 #[test]
 fn rpn_reads_back_the_chosen_anchors_only() {
-    rpn_read_back(256, 320);
+    rpn_read_back(256, 320, true);
 }
 
 /// The same at 800x1216, a COCO photo at the default scale: ~114 KB per image (at least 113,852 bytes). It was
 /// 1,047,820 with the choice on the host (every logit, then the chosen anchors' deltas); every logit and delta:
-/// 4,859,820.
+/// 4,859,820. On random logits of that pyramid's sizes (the RPN's convs at that size would take minutes on lavapipe).
 #[test]
-#[ignore = "the RPN head on an 800x1216 pyramid takes a while on lavapipe; run with --ignored"]
 fn rpn_read_back_at_800x1216() {
-    let bytes = rpn_read_back(800, 1216);
-    assert!(bytes == 0 || bytes < 120_000, "{bytes}");
+    if let Some(bytes) = rpn_read_back(800, 1216, false) {
+        assert!(bytes < 120_000, "{bytes}");
+    }
 }

@@ -6,7 +6,7 @@ mod common;
 use burn::tensor::Device;
 use common::*;
 use mask_rcnn_burn::eval::{DetRef, match_detections};
-use mask_rcnn_burn::roi_heads::mask_rcnn_inference;
+use mask_rcnn_burn::internals::mask_rcnn_inference;
 use mask_rcnn_burn::{BgrImage, Detector};
 
 fn detector_for(case: &str) -> Detector {
@@ -34,7 +34,9 @@ fn hopper_320_stage_by_stage() {
     let want = stages.get("stem");
     assert_close("stem", &take_channels(stem, want.channel_step), &want.data, 1e-4, 1e-2);
 
-    let (c, p) = det.features(input);
+    let model = det.model();
+    let c = model.backbone.forward(input.clone());
+    let p = model.features(input);
     for (i, t) in c.iter().enumerate() {
         let want = stages.get(&format!("C{}", i + 2));
         assert_close(&format!("C{}", i + 2), &take_channels(t.clone(), want.channel_step), &want.data, 1e-4, 1e-2);
@@ -44,14 +46,14 @@ fn hopper_320_stage_by_stage() {
         assert_close(&format!("P{}", i + 2), &take_channels(t.clone(), want.channel_step), &want.data, 1e-4, 1e-2);
     }
 
-    for (i, (cls, reg)) in det.rpn_head(&p).into_iter().enumerate() {
+    for (i, (cls, reg)) in model.rpn_head.forward_levels(&p).into_iter().enumerate() {
         let lvl = i + 2;
         assert_close(&format!("rpn_cls_score_P{lvl}"), &take_channels(cls, 1), &stages.get(&format!("rpn_cls_score_P{lvl}")).data, 1e-4, 1e-2);
         assert_close(&format!("rpn_bbox_pred_P{lvl}"), &take_channels(reg, 1), &stages.get(&format!("rpn_bbox_pred_P{lvl}")).data, 1e-4, 1e-2);
     }
 
     // Proposals: at least 99% of mmdetection's matched by one of ours with IoU >= 0.99.
-    let ours = det.proposals(&p, &pre.meta).unwrap();
+    let ours = model.rpn_head.predict(&p, &[pre.meta.img_shape], &det.config().test.rpn).unwrap().remove(0);
     let theirs = rows(&stages.get("proposals_bboxes"), 4);
     assert_eq!(ours.boxes.len(), theirs.len());
     let a = |b: &[f32; 4]| DetRef { bbox: *b, score: 0.0, label: 0 };
@@ -60,25 +62,26 @@ fn hopper_320_stage_by_stage() {
     assert!(matched * 100 >= theirs.len() * 99, "only {matched} of {} proposals matched", theirs.len());
 
     // RoI features and box head on mmdetection's own proposals.
-    let features = det.roi_features(&p);
-    let roi_feats = det.bbox_roi_features(&features, &theirs);
+    let features = model.roi_head.features(p.to_vec());
+    let image0 = |boxes: &[[f32; 4]]| boxes.iter().map(|b| (0, *b)).collect::<Vec<_>>();
+    let roi_feats = model.roi_head.bbox_roi_features(&features, &image0(&theirs));
     let want = stages.get("bbox_roi_feats_first64");
     let first64 = roi_feats.clone().slice([0..64]);
     assert_close("bbox_roi_feats_first64", &take_channels(first64, want.channel_step), &want.data, 1e-4, 1e-2);
-    let (cls, reg) = det.model().roi_head.bbox_head.forward(roi_feats);
+    let (cls, reg) = model.roi_head.bbox_head.forward(roi_feats);
     assert_close("bbox_head_cls_score", &take_channels(cls, 1), &stages.get("bbox_head_cls_score").data, 1e-4, 1e-2);
     assert_close("bbox_head_bbox_pred", &take_channels(reg, 1), &stages.get("bbox_head_bbox_pred").data, 1e-4, 1e-2);
 
     // Mask branch on mmdetection's own detections (resized frame).
     let dets = rows(&stages.get("det_resized_bboxes"), 4);
     let want = stages.get("mask_roi_feats_first16");
-    let mask_feats = det.mask_roi_features(&features, &dets);
+    let mask_feats = model.roi_head.mask_roi_features(&features, &image0(&dets));
     assert_close("mask_roi_feats_first16", &take_channels(mask_feats.clone().slice([0..16]), want.channel_step), &want.data, 1e-4, 1e-2);
     let labels: Vec<usize> = stages.get("det_resized_labels").data.iter().map(|v| *v as usize).collect();
-    let picked = mask_rcnn_inference(det.model().roi_head.mask_head.forward(mask_feats.clone()), &labels);
+    let picked = mask_rcnn_inference(model.roi_head.mask_head.forward(mask_feats.clone()), &labels);
     assert_close("mask_head_logits_of_label", &take_channels(picked, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
     // The path predict takes: only each detection's own class computed.
-    let own = det.model().roi_head.mask_head.forward_own_class(mask_feats, &labels);
+    let own = model.roi_head.mask_head.forward_own_class(mask_feats, &labels);
     assert_close("mask_head_logits_of_label (own class)", &take_channels(own, 1), &stages.get("mask_head_logits_of_label").data, 1e-4, 1e-2);
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use common::{case_config, case_detections, case_meta, fixtures};
 use mask_rcnn_burn::BgrImage;
-use mask_rcnn_burn::preprocess::{preprocess_with_resized, resize_linear};
+use mask_rcnn_burn::internals::{preprocess_with_resized, resize_linear};
 use safetensors::SafeTensors;
 
 const CASES: [&str; 6] =

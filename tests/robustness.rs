@@ -4,7 +4,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use mask_rcnn_burn::precision::Precision;
+use mask_rcnn_burn::Precision;
 use mask_rcnn_burn::{BgrImage, Detector};
 
 /// `Detector` can be shared between threads.

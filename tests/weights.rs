@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use burn::tensor::Device;
 use common::fixtures;
 use mask_rcnn_burn::error::WeightsError;
-use mask_rcnn_burn::model::MaskRcnn;
-use mask_rcnn_burn::weights::{HostTensor, StateDict, expected_keys};
+use mask_rcnn_burn::internals::{MaskRcnn, expected_keys};
+use mask_rcnn_burn::weights::{HostTensor, StateDict};
 use mask_rcnn_burn::{Detector, Error, ModelConfig};
 use safetensors::Dtype;
 
@@ -28,7 +28,7 @@ fn mmdet_keys(file: &str) -> Vec<(String, Vec<usize>)> {
 
 fn model_keys(alias: &str) -> Vec<(String, Vec<usize>)> {
     let config = ModelConfig::named(alias).unwrap();
-    let mut keys: Vec<_> = expected_keys(&MaskRcnn::new(&config, &Device::flex())).into_iter().map(|s| (s.key, s.shape)).collect();
+    let mut keys: Vec<_> = expected_keys(&MaskRcnn::new(&config, config.num_classes(), &Device::flex())).into_iter().map(|s| (s.key, s.shape)).collect();
     keys.sort();
     keys
 }
@@ -53,11 +53,11 @@ fn zeros_r50() -> StateDict {
             (k, HostTensor { shape, data: vec![0.0; n].into() })
         })
         .collect();
-    StateDict { origin: "test".into(), tensors }
+    StateDict { origin: "test".into(), tensors, classes: None }
 }
 
 fn load(dict: StateDict) -> Result<Detector, Error> {
-    Detector::new(ModelConfig::named("r50-2x").unwrap(), dict, Device::flex())
+    Detector::from_state_dict(ModelConfig::named("r50-2x").unwrap(), dict, Device::flex())
 }
 
 fn weights_err(r: Result<Detector, Error>) -> WeightsError {
@@ -93,11 +93,11 @@ fn missing_extra_and_misshapen_tensors_are_named() {
 fn a_resnet101_checkpoint_in_a_resnet50_config_says_so() {
     // Only the key set matters before shapes are checked, so the tensors can be tiny.
     let tensors = mmdet_keys("keys_r101.txt").into_iter().map(|(k, _)| (k, HostTensor { shape: vec![1], data: vec![0.0].into() })).collect();
-    let e = weights_err(load(StateDict { origin: "r101.safetensors".into(), tensors }));
+    let e = weights_err(load(StateDict { origin: "r101.safetensors".into(), tensors, classes: None }));
     assert!(matches!(e, WeightsError::Unexpected { count: 153, .. }), "{e}");
     assert!(e.to_string().contains("ResNet-101 checkpoint for a ResNet-50 config"), "{e}");
     // And the other way round.
-    let r101 = Detector::new(ModelConfig::named("r101-2x").unwrap(), zeros_r50(), Device::flex());
+    let r101 = Detector::from_state_dict(ModelConfig::named("r101-2x").unwrap(), zeros_r50(), Device::flex());
     let e = weights_err(r101);
     assert!(e.to_string().contains("ResNet-50 checkpoint for a ResNet-101 config"), "{e}");
 }

@@ -1,4 +1,5 @@
-//! ResNet bottleneck with GroupNorm, pytorch style: the stride sits on the 3x3 conv (`conv2`).
+//! ResNet / ResNeXt bottleneck with GroupNorm, pytorch style: the stride sits on the 3x3 conv (`conv2`), which
+//! ResNeXt splits into groups.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -6,7 +7,7 @@ use burn::nn::GroupNorm;
 use burn::nn::conv::Conv2d;
 use burn::tensor::{Device, Tensor};
 
-use crate::layers::{NormConfig, conv_no_bias};
+use crate::layers::{NormConfig, conv_grouped, conv_no_bias};
 use crate::ops::{conv2d, group_norm, group_norm_add_relu, group_norm_relu};
 
 /// Keys `conv{1,2,3}.weight`, `gn{1,2,3}.{weight,bias}`, and for the first block of a stage
@@ -34,8 +35,14 @@ pub struct Bottleneck {
 pub struct BottleneckConfig {
     /// Input channels.
     pub in_channels: usize,
-    /// Width of the 1x1 and 3x3 convs; the block outputs `4 * planes`.
+    /// The block outputs `4 * planes`.
     pub planes: usize,
+    /// Width of the 1x1 and 3x3 convs: `planes` for ResNet (0 means `planes`), wider for ResNeXt.
+    #[config(default = 0)]
+    pub width: usize,
+    /// Groups of the 3x3 conv (ResNeXt's cardinality).
+    #[config(default = 1)]
+    pub groups: usize,
     /// Stride of the 3x3 conv and of the shortcut.
     #[config(default = 1)]
     pub stride: usize,
@@ -47,13 +54,14 @@ pub struct BottleneckConfig {
 impl BottleneckConfig {
     /// The block, its parameters uninitialised until weights are loaded.
     pub fn init(&self, device: &Device) -> Bottleneck {
-        let (cin, p, out) = (self.in_channels, self.planes, self.planes * 4);
+        let (cin, out) = (self.in_channels, self.planes * 4);
+        let p = if self.width == 0 { self.planes } else { self.width };
         let gn = |c: usize| self.norm.init(c, device);
         let downsample = (self.stride != 1 || cin != out).then(|| (conv_no_bias(cin, out, 1, self.stride, device), gn(out)));
         Bottleneck {
             conv1: conv_no_bias(cin, p, 1, 1, device),
             gn1: gn(p),
-            conv2: conv_no_bias(p, p, 3, self.stride, device),
+            conv2: conv_grouped(p, p, 3, self.stride, self.groups, device),
             gn2: gn(p),
             conv3: conv_no_bias(p, out, 1, 1, device),
             gn3: gn(out),

@@ -1,4 +1,5 @@
-//! ResNet-50/101 with GroupNorm (mmdet `ResNet(norm_cfg=GN(32), style='pytorch')`), outputs C2..C5.
+//! ResNet-50/101 and ResNeXt-50/101 with GroupNorm (mmdet `ResNet` / `ResNeXt(norm_cfg=GN(32), style='pytorch')`),
+//! outputs C2..C5.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -27,12 +28,18 @@ pub struct ResNet {
     pub layer4: Vec<Bottleneck>,
 }
 
-/// mmdet `ResNet(depth, norm_cfg=GN(32), style='pytorch')`.
+/// mmdet `ResNet(depth, norm_cfg=GN(32), style='pytorch')`, or `ResNeXt(depth, groups, base_width, ...)`.
 #[derive(Config, Debug)]
 pub struct ResNetConfig {
     /// 50 (blocks 3, 4, 6, 3) or 101 (3, 4, 23, 3).
     #[config(default = 50)]
     pub depth: usize,
+    /// Groups of every bottleneck's 3x3 conv (1: ResNet; 32: ResNeXt 32x4d).
+    #[config(default = 1)]
+    pub groups: usize,
+    /// With `groups` > 1, channels per group at the first stage (4 in ResNeXt 32x4d); ignored for ResNet.
+    #[config(default = 64)]
+    pub base_width: usize,
     /// GroupNorm of every block.
     #[config(default = "NormConfig::new()")]
     pub norm: NormConfig,
@@ -42,6 +49,12 @@ pub struct ResNetConfig {
 pub type BackboneFeatures = [Tensor<4>; 4];
 
 impl ResNetConfig {
+    /// The width of a stage's 3x3 convs: `planes` for ResNet; `floor(planes * base_width / 64) * groups` for
+    /// ResNeXt (mmdet `resnext.py` `Bottleneck`).
+    pub fn bottleneck_width(&self, planes: usize) -> usize {
+        if self.groups == 1 { planes } else { planes * self.base_width / 64 * self.groups }
+    }
+
     /// Blocks per stage.
     pub fn stage_blocks(&self) -> [usize; 4] {
         if self.depth == 101 { [3, 4, 23, 3] } else { [3, 4, 6, 3] }
@@ -56,6 +69,8 @@ impl ResNetConfig {
             (0..blocks[s])
                 .map(|b| {
                     let block = BottleneckConfig::new(in_channels, planes)
+                        .with_width(self.bottleneck_width(planes))
+                        .with_groups(self.groups)
                         .with_stride(if b == 0 && s > 0 { 2 } else { 1 })
                         .with_norm(self.norm.clone())
                         .init(device);
@@ -77,6 +92,14 @@ impl ResNetConfig {
 }
 
 impl ResNet {
+    /// Values of the largest activation one `h x w` input makes here: the stem's output at half resolution or
+    /// the first stage's at a quarter (the later stages double the channels and quarter the area).
+    pub fn activation_per_image(&self, h: usize, w: usize) -> usize {
+        let stem = self.conv1.weight.dims()[0] * h.div_ceil(2) * w.div_ceil(2);
+        let c2 = self.layer1.last().map_or(0, |b| b.conv3.weight.dims()[0]) * h.div_ceil(4) * w.div_ceil(4);
+        stem.max(c2)
+    }
+
     /// Stem: 7x7/2 conv -> GN -> ReLU -> 3x3/2 max pool (padding 1).
     pub fn stem(&self, x: Tensor<4>) -> Tensor<4> {
         let x = group_norm_relu(conv2d(&self.conv1, x), &self.gn1);

@@ -5,22 +5,24 @@ use std::path::{Path, PathBuf};
 
 use crate::error::ConfigError;
 
-/// The published configs, by file name (without `.toml`), and the short aliases the CLI accepts.
-pub(super) const BUILTIN: [(&str, &str, &str); 6] = [
+/// The published configs (mmdetection 3.3's `configs/gn`, `configs/gn+ws`, `configs/scratch`), by file name (without
+/// `.toml`), with the short aliases the CLI accepts.
+pub(super) const BUILTIN: [(&str, &str, &str); 15] = [
     ("mask-rcnn_r50_fpn_gn-all_2x_coco", "r50-2x", include_str!("../../configs/mask-rcnn_r50_fpn_gn-all_2x_coco.toml")),
     ("mask-rcnn_r50_fpn_gn-all_3x_coco", "r50-3x", include_str!("../../configs/mask-rcnn_r50_fpn_gn-all_3x_coco.toml")),
     ("mask-rcnn_r101_fpn_gn-all_2x_coco", "r101-2x", include_str!("../../configs/mask-rcnn_r101_fpn_gn-all_2x_coco.toml")),
     ("mask-rcnn_r101_fpn_gn-all_3x_coco", "r101-3x", include_str!("../../configs/mask-rcnn_r101_fpn_gn-all_3x_coco.toml")),
-    (
-        "mask-rcnn_r50-contrib_fpn_gn-all_2x_coco",
-        "r50c-2x",
-        include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_2x_coco.toml"),
-    ),
-    (
-        "mask-rcnn_r50-contrib_fpn_gn-all_3x_coco",
-        "r50c-3x",
-        include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_3x_coco.toml"),
-    ),
+    ("mask-rcnn_r50-contrib_fpn_gn-all_2x_coco", "r50c-2x", include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_2x_coco.toml")),
+    ("mask-rcnn_r50-contrib_fpn_gn-all_3x_coco", "r50c-3x", include_str!("../../configs/mask-rcnn_r50-contrib_fpn_gn-all_3x_coco.toml")),
+    ("mask-rcnn_r50_fpn_gn-ws-all_2x_coco", "r50-ws-2x", include_str!("../../configs/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.toml")),
+    ("mask-rcnn_r50_fpn_gn-ws-all_20-23-24e_coco", "r50-ws-24e", include_str!("../../configs/mask-rcnn_r50_fpn_gn-ws-all_20-23-24e_coco.toml")),
+    ("mask-rcnn_r101_fpn_gn-ws-all_2x_coco", "r101-ws-2x", include_str!("../../configs/mask-rcnn_r101_fpn_gn-ws-all_2x_coco.toml")),
+    ("mask-rcnn_r101_fpn_gn-ws-all_20-23-24e_coco", "r101-ws-24e", include_str!("../../configs/mask-rcnn_r101_fpn_gn-ws-all_20-23-24e_coco.toml")),
+    ("mask-rcnn_x50-32x4d_fpn_gn-ws-all_2x_coco", "x50-ws-2x", include_str!("../../configs/mask-rcnn_x50-32x4d_fpn_gn-ws-all_2x_coco.toml")),
+    ("mask-rcnn_x50-32x4d_fpn_gn-ws-all_20-23-24e_coco", "x50-ws-24e", include_str!("../../configs/mask-rcnn_x50-32x4d_fpn_gn-ws-all_20-23-24e_coco.toml")),
+    ("mask-rcnn_x101-32x4d_fpn_gn-ws-all_2x_coco", "x101-ws-2x", include_str!("../../configs/mask-rcnn_x101-32x4d_fpn_gn-ws-all_2x_coco.toml")),
+    ("mask-rcnn_x101-32x4d_fpn_gn-ws-all_20-23-24e_coco", "x101-ws-24e", include_str!("../../configs/mask-rcnn_x101-32x4d_fpn_gn-ws-all_20-23-24e_coco.toml")),
+    ("mask-rcnn_r50-scratch_fpn_gn-all_6x_coco", "r50-scratch-6x", include_str!("../../configs/mask-rcnn_r50-scratch_fpn_gn-all_6x_coco.toml")),
 ];
 
 pub(super) const MAX_BASE_DEPTH: usize = 8;

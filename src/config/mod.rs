@@ -7,7 +7,7 @@ mod load;
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use crate::layers::NormConfig;
 use crate::error::ConfigError;
@@ -53,6 +53,9 @@ pub struct ArchitectureConfig {
     pub backbone: BackboneConfig,
     /// GroupNorm, shared by backbone, FPN and both heads.
     pub norm: NormConfig,
+    /// Weight standardisation of the normalised convs (gn+ws models); none by default.
+    #[serde(default)]
+    pub conv: ConvConfig,
     /// Input normalisation (mmdetection's `data_preprocessor`).
     pub data: DataConfig,
     /// Anchors and the RPN's box coder.
@@ -61,16 +64,55 @@ pub struct ArchitectureConfig {
     pub roi: RoiConfig,
 }
 
-/// The backbone's depth.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The backbone: ResNet or ResNeXt, 50 or 101 layers.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackboneConfig {
     /// 50 or 101.
     pub depth: usize,
+    /// Groups of the bottlenecks' 3x3 convs: 1 for ResNet, 32 for ResNeXt 32x4d (mmdet `ResNeXt.groups`).
+    #[serde(default = "one")]
+    pub groups: usize,
+    /// With `groups` > 1, the width of each group at the first stage (mmdet `ResNeXt.base_width`: 4 in 32x4d);
+    /// 64 for ResNet.
+    #[serde(default = "sixty_four")]
+    pub base_width: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn sixty_four() -> usize {
+    64
+}
+
+/// How the convolutions followed by a GroupNorm use their weights (mmdetection's `conv_cfg`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvConfig {
+    /// mmcv `ConvWS2d` (the gn+ws models): each filter standardised to zero mean and unit (unbiased) std over
+    /// its fan-in before use, `(w - mean) / (std + eps)`; folded into the weights once at load.
+    #[serde(default)]
+    pub weight_standardization: bool,
+    /// `ConvWS2d`'s eps, added to the std.
+    #[serde(default = "ws_eps")]
+    pub eps: f64,
+}
+
+fn ws_eps() -> f64 {
+    1e-5
+}
+
+impl Default for ConvConfig {
+    /// Plain convolutions (the GN models); `ConvWS2d`'s eps where standardisation is switched on.
+    fn default() -> Self {
+        Self { weight_standardization: false, eps: ws_eps() }
+    }
 }
 
 /// Which channel order the network sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChannelOrder {
     /// Caffe/Detectron style: the network sees B, G, R.
@@ -80,7 +122,7 @@ pub enum ChannelOrder {
 }
 
 /// mmdetection's `DetDataPreprocessor`: `(x - mean) / std`, zero-padded bottom/right.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Per input channel, in the network's channel order.
@@ -94,7 +136,7 @@ pub struct DataConfig {
 }
 
 /// Anchors (mmdet `AnchorGenerator`) and the RPN's `DeltaXYWHBBoxCoder`.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RpnConfig {
     /// Anchor sizes in units of the level's stride.
@@ -110,7 +152,7 @@ pub struct RpnConfig {
 }
 
 /// RoI pooling (mmdet `SingleRoIExtractor` with mmcv `RoIAlign`) and the box head's coder.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoiConfig {
     /// Strides of the pyramid levels RoIs are pooled from (P2..P5).
@@ -127,6 +169,42 @@ pub struct RoiConfig {
     pub target_stds: [f32; 4],
     /// As [`RpnConfig::wh_ratio_clip`].
     pub wh_ratio_clip: f64,
+}
+
+impl Default for RpnConfig {
+    /// mmdetection's GN Mask R-CNN: scales `[8]`, ratios `[0.5, 1, 2]`, strides 4..64, stds 1, clip 0.016.
+    fn default() -> Self {
+        Self {
+            anchor_scales: vec![8.0],
+            anchor_ratios: vec![0.5, 1.0, 2.0],
+            anchor_strides: vec![4, 8, 16, 32, 64],
+            target_stds: [1.0; 4],
+            wh_ratio_clip: 16.0 / 1000.0,
+        }
+    }
+}
+
+impl RpnConfig {
+    /// Anchors per location: one per (ratio, scale).
+    pub fn num_anchors(&self) -> usize {
+        self.anchor_ratios.len() * self.anchor_scales.len()
+    }
+}
+
+impl Default for RoiConfig {
+    /// mmdetection's GN Mask R-CNN: P2..P5, finest scale 56, 7x7 boxes, 14x14 masks, adaptive sampling, stds
+    /// `[0.1, 0.1, 0.2, 0.2]`.
+    fn default() -> Self {
+        Self {
+            featmap_strides: vec![4, 8, 16, 32],
+            finest_scale: 56.0,
+            bbox_roi_size: 7,
+            mask_roi_size: 14,
+            sampling_ratio: 0,
+            target_stds: [0.1, 0.1, 0.2, 0.2],
+            wh_ratio_clip: 16.0 / 1000.0,
+        }
+    }
 }
 
 /// Test-time settings (mmdetection's test pipeline and `test_cfg`): safe to change on a loaded detector.
@@ -231,14 +309,9 @@ impl ModelConfig {
         Ok(config)
     }
 
-    /// Number of object classes (background excluded).
+    /// Number of object classes of the config's dataset (background excluded); a checkpoint may have others.
     pub fn num_classes(&self) -> usize {
         self.dataset.classes.len()
-    }
-
-    /// Anchors per location: one per (ratio, scale).
-    pub fn num_anchors(&self) -> usize {
-        self.model.rpn.anchor_ratios.len() * self.model.rpn.anchor_scales.len()
     }
 
     /// The first eight hex digits of the checkpoint's sha256, from its file name (`..._20200206-8eee02a6.pth`).
@@ -256,6 +329,20 @@ impl ModelConfig {
         let ratio_ok = |r: f64| r > 0.0 && r < 1.0;
         if !matches!(m.backbone.depth, 50 | 101) {
             return invalid("model.backbone.depth", format!("is {}; only ResNet-50 and ResNet-101 exist", m.backbone.depth));
+        }
+        let (groups, width) = (m.backbone.groups, m.backbone.base_width);
+        // Every stage's 3x3 conv has groups * base_width * 2^stage channels, which GroupNorm must divide.
+        if groups == 0 || width == 0 || groups > 64 || width > 64 || (groups * width) % m.norm.num_groups.max(1) != 0 {
+            return invalid(
+                "model.backbone.groups",
+                format!("and base_width are {groups} and {width}; both in 1..=64 with groups * base_width a multiple of model.norm.num_groups"),
+            );
+        }
+        if groups == 1 && width != 64 {
+            return invalid("model.backbone.base_width", format!("is {width}; a ResNet (groups = 1) has 64"));
+        }
+        if !(m.conv.eps > 0.0 && m.conv.eps < 1.0) {
+            return invalid("model.conv.eps", format!("is {}; it must be in (0, 1)", m.conv.eps));
         }
         // GN must divide every normalised width: 64 (stem, layer1) .. 2048 (layer4 out) and 256 (FPN, heads).
         if m.norm.num_groups == 0 || 64 % m.norm.num_groups != 0 {
@@ -279,8 +366,8 @@ impl ModelConfig {
                 format!("is {:?}; the FPN outputs P2..P6 have strides [4, 8, 16, 32, 64]", rpn.anchor_strides),
             );
         }
-        if self.num_anchors() != 3 {
-            return invalid("model.rpn.anchor_ratios", format!("give {} anchors per location; the published rpn_cls has 3", self.num_anchors()));
+        if rpn.num_anchors() == 0 || rpn.num_anchors() > 64 {
+            return invalid("model.rpn.anchor_ratios", format!("give {} anchors per location; expected 1..=64", rpn.num_anchors()));
         }
         if rpn.anchor_ratios.iter().chain(&rpn.anchor_scales).any(|v| !(*v > 0.0)) || !ratio_ok(rpn.wh_ratio_clip) {
             return invalid("model.rpn", "needs anchor_ratios and anchor_scales > 0 and wh_ratio_clip in (0, 1)".to_string());
@@ -311,8 +398,8 @@ impl ModelConfig {
         if !unit(r.score_thr) || !unit(r.nms_iou) || !unit(r.mask_thr_binary) || r.max_per_img == 0 {
             return invalid("test.rcnn", "needs score_thr, nms_iou and mask_thr_binary in [0, 1] and max_per_img > 0".to_string());
         }
-        if self.dataset.classes.len() != 80 {
-            return invalid("dataset.classes", format!("has {} names; the published heads have 80 classes", self.dataset.classes.len()));
+        if self.dataset.classes.is_empty() || self.dataset.classes.len() > MAX_CLASSES {
+            return invalid("dataset.classes", format!("has {} names; expected 1..={MAX_CLASSES}", self.dataset.classes.len()));
         }
         if self.dataset.category_ids.len() != self.dataset.classes.len() {
             return invalid(
@@ -326,6 +413,9 @@ impl ModelConfig {
         Ok(())
     }
 }
+
+/// The most classes a model may have (LVIS has 1203; a head that wide is 5 MB of fc weights).
+pub const MAX_CLASSES: usize = 10_000;
 
 /// The largest test scale side accepted: 8x mmdetection's 1333, far past any useful input, and a bound on the
 /// network input's memory (a 10000 x 10000 input is 1.2 GB as f32 before the first conv).

@@ -11,11 +11,12 @@ use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
 
 use super::source::ImageEntry;
-use crate::detector::{Detector, StageTimings};
+use crate::detector::Detector;
 use crate::error::{Error, Result};
 use crate::image::{BgrImage, ImageLimits};
 use crate::output::Detections;
-use crate::preprocess::{Preprocessed, preprocess};
+use crate::preprocess::Preprocessed;
+use crate::timing::StageTimings;
 
 /// How a run batches and overlaps its work.
 #[derive(Debug, Clone)]
@@ -70,7 +71,6 @@ type Decoded = Result<(Preprocessed, Option<BgrImage>)>;
 /// Runs `detector` on `entries`, calling `on_result` (on a writer thread) once per entry, in order.
 pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, on_result: impl FnMut(Outcome) + Send) -> RunSummary {
     let start = Instant::now();
-    let (data, scale) = (&detector.config().model.data, detector.config().test.scale);
     let queue = config.queue.max(1);
     let next = AtomicUsize::new(0);
     let mut summary = RunSummary::default();
@@ -84,7 +84,7 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(entry) = entries.get(i) else { break };
                     let decoded = BgrImage::open_with_limits(&entry.path, &config.limits)
-                        .map(|img| (preprocess(&img, data, scale), config.keep_images.then_some(img)))
+                        .map(|img| (detector.preprocess(&img), config.keep_images.then_some(img)))
                         .map_err(Error::from);
                     if tx.send((i, decoded)).is_err() {
                         break;
@@ -106,10 +106,16 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
                     let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
                     match detector.predict_preprocessed(&inputs) {
                         Ok((dets, t)) => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
-                        Err(e) => {
-                            let message = e.to_string();
-                            items.into_iter().map(|(_, img)| (Err(Error::backend("batch", message.clone())), img, None)).collect()
-                        }
+                        // A failed batch (a device out of memory, say) runs again image by image: each image gets its
+                        // own result or its own typed error.
+                        Err(_) if items.len() > 1 => items
+                            .into_iter()
+                            .map(|(p, img)| match detector.predict_preprocessed(&[&p]) {
+                                Ok((mut d, t)) => (Ok(d.remove(0)), img, Some(t)),
+                                Err(e) => (Err(e), img, None),
+                            })
+                            .collect(),
+                        Err(e) => vec![(Err(e), items.into_iter().next().and_then(|(_, img)| img), None)],
                     }
                 }
             };
@@ -150,7 +156,7 @@ impl Inbox {
     /// Image `first` and the next images after it of the same padded shape, up to `max`; a failed decode is
     /// an error batch of its own.
     fn batch_from(&mut self, first: usize, max: usize) -> Result<Vec<(Preprocessed, Option<BgrImage>)>> {
-        let head = self.take(first).unwrap_or_else(|| Err(Error::backend("decode", "the decoder threads stopped")))?;
+        let head = self.take(first).unwrap_or_else(|| Err(Error::internal("decode", "the decoder threads stopped")))?;
         let shape = head.0.meta.pad_shape;
         let mut batch = vec![head];
         while batch.len() < max && first + batch.len() < self.total {

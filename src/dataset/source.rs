@@ -2,7 +2,7 @@
 //! instances file lists.
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -60,8 +60,24 @@ fn collect_folder(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result
     Ok(())
 }
 
+/// The largest annotations file read (COCO train2017's instances file is 448 MB, LVIS v1's train file ~1.1 GB).
+pub const MAX_ANNOTATIONS_BYTES: u64 = 4 << 30;
+
+/// An annotations file's text, read no further than [`MAX_ANNOTATIONS_BYTES`].
+fn read_annotations(path: &Path) -> Result<String, DatasetError> {
+    use std::io::Read;
+    let io = |source| DatasetError::Io { path: path.to_path_buf(), source };
+    let mut text = String::new();
+    std::fs::File::open(path).map_err(io)?.take(MAX_ANNOTATIONS_BYTES + 1).read_to_string(&mut text).map_err(io)?;
+    if text.len() as u64 > MAX_ANNOTATIONS_BYTES {
+        return Err(DatasetError::Annotations { path: path.to_path_buf(), message: format!("larger than {MAX_ANNOTATIONS_BYTES} bytes") });
+    }
+    Ok(text)
+}
+
 /// The images of a COCO instances file (`images[].id`, `images[].file_name`), under `images_dir`, in the file's
-/// order. The file is checked before any work starts: unreadable, not JSON, or duplicate ids are errors.
+/// order. The file is checked before any work starts: unreadable, not JSON, duplicate ids, or a `file_name` that
+/// would leave `images_dir` (absolute, or with `..`) are errors.
 pub fn coco_images(annotations: &Path, images_dir: &Path) -> Result<Vec<ImageEntry>, DatasetError> {
     #[derive(Deserialize)]
     struct Instances {
@@ -72,16 +88,51 @@ pub fn coco_images(annotations: &Path, images_dir: &Path) -> Result<Vec<ImageEnt
         id: u64,
         file_name: String,
     }
-    let text = std::fs::read_to_string(annotations).map_err(|source| DatasetError::Io { path: annotations.to_path_buf(), source })?;
-    let parsed: Instances = serde_json::from_str(&text).map_err(|e| DatasetError::Annotations {
-        path: annotations.to_path_buf(),
-        message: format!("not a COCO instances file: {e}"),
-    })?;
+    let bad = |message: String| DatasetError::Annotations { path: annotations.to_path_buf(), message };
+    let parsed: Instances = serde_json::from_str(&read_annotations(annotations)?).map_err(|e| bad(format!("not a COCO instances file: {e}")))?;
     let mut seen = HashSet::new();
     if let Some(dup) = parsed.images.iter().find(|i| !seen.insert(i.id)) {
-        return Err(DatasetError::Annotations { path: annotations.to_path_buf(), message: format!("image id {} appears twice", dup.id) });
+        return Err(bad(format!("image id {} appears twice", dup.id)));
+    }
+    let inside = |name: &str| !name.is_empty() && Path::new(name).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if let Some(i) = parsed.images.iter().find(|i| !inside(&i.file_name)) {
+        return Err(bad(format!("image {}'s file_name `{}` leaves the images folder (absolute, or with `..`)", i.id, i.file_name)));
     }
     Ok(parsed.images.into_iter().map(|i| ImageEntry { id: i.id, path: images_dir.join(i.file_name) }).collect())
+}
+
+/// One category of a COCO instances file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct CocoCategory {
+    /// Its id (`category_id` in results).
+    pub id: u32,
+    /// Its name.
+    pub name: String,
+}
+
+/// The categories of a COCO instances file.
+pub fn coco_categories(annotations: &Path) -> Result<Vec<CocoCategory>, DatasetError> {
+    #[derive(Deserialize)]
+    struct Instances {
+        categories: Vec<CocoCategory>,
+    }
+    let parsed: Instances = serde_json::from_str(&read_annotations(annotations)?)
+        .map_err(|e| DatasetError::Annotations { path: annotations.to_path_buf(), message: format!("not a COCO instances file: {e}") })?;
+    Ok(parsed.categories)
+}
+
+/// The dataset category id of each label of a model whose classes are `classes`: matched by name to `categories`
+/// when given (every class must be one), else the config's ids when the classes are the config's (COCO's 80), else
+/// `1..=N`.
+pub fn category_ids(classes: &[String], config: &crate::config::DatasetConfig, categories: Option<&[CocoCategory]>) -> Result<Vec<u32>, String> {
+    match categories {
+        Some(cats) => classes
+            .iter()
+            .map(|name| cats.iter().find(|c| &c.name == name).map(|c| c.id).ok_or_else(|| format!("class `{name}` is not a category of the annotations")))
+            .collect(),
+        None if classes == config.classes.as_slice() => Ok(config.category_ids.clone()),
+        None => Ok((1..=classes.len() as u32).collect()),
+    }
 }
 
 #[cfg(test)]

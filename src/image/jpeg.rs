@@ -1,5 +1,6 @@
 //! JPEG decoding exactly as OpenCV's `imread(IMREAD_COLOR)` does it (what mmdetection's loader calls):
-//! libjpeg-turbo 3.1, built from the source bundled with `turbojpeg-sys`, with OpenCV's settings — integer IDCT
+//! libjpeg-turbo's decoder as `mozjpeg-sys` bundles it (compiled by `cc`; its SIMD code where `nasm` is installed,
+//! which libjpeg-turbo keeps bit-exact with the C code), through its TurboJPEG API, with OpenCV's settings — integer IDCT
 //! (`JDCT_ISLOW`), fancy chroma upsampling, libjpeg's fixed-point YCbCr->BGR, grey replicated to three channels —
 //! and OpenCV's own steps after it: CMYK/YCCK decoded to CMYK by libjpeg, then `icvCvt_CMYK2BGR_8u_C4C3R`;
 //! EXIF orientation (the first APP1 `Exif` segment) applied to the decoded pixels.
@@ -11,17 +12,58 @@
 //! [`ImageError::Truncated`]. A libjpeg *error* (no frame header, bad marker lengths, unsupported layouts) is
 //! `None` in cv2 and [`ImageError::Decode`] here. Checked on tests/fixtures/jpeg (tests/jpeg.rs).
 
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{CStr, c_int, c_ulong, c_void};
 use std::ptr::NonNull;
 
 use image::metadata::Orientation;
-use turbojpeg_sys as tj;
 
 use super::ImageLimits;
 use crate::error::ImageError;
 
-/// libjpeg-turbo's guard against progressive files built to take unbounded time (its own tools use 500 too).
-const MAX_SCANS: c_int = 500;
+/// The TurboJPEG 2 functions and constants used here (`turbojpeg.h` of the bundled source; `mozjpeg-sys` compiles
+/// and links them but declares only the libjpeg API).
+mod tj {
+    use super::{c_int, c_ulong, c_void};
+    // Linked through this crate: its build script compiles turbojpeg.c into the static library it links.
+    use mozjpeg_sys as _;
+
+    pub const TJPF_BGR: c_int = 1;
+    pub const TJPF_CMYK: c_int = 11;
+    pub const TJCS_CMYK: c_int = 3;
+    pub const TJCS_YCCK: c_int = 4;
+    pub const TJERR_WARNING: c_int = 0;
+    /// Refuse progressive files of more than 500 scans (built to take unbounded time; libjpeg-turbo's own tools
+    /// use the same limit).
+    pub const TJFLAG_LIMITSCANS: c_int = 32768;
+
+    unsafe extern "C" {
+        pub fn tjInitDecompress() -> *mut c_void;
+        pub fn tjDecompressHeader3(
+            handle: *mut c_void,
+            jpeg: *const u8,
+            size: c_ulong,
+            width: *mut c_int,
+            height: *mut c_int,
+            subsampling: *mut c_int,
+            colorspace: *mut c_int,
+        ) -> c_int;
+        #[allow(clippy::too_many_arguments)]
+        pub fn tjDecompress2(
+            handle: *mut c_void,
+            jpeg: *const u8,
+            size: c_ulong,
+            out: *mut u8,
+            width: c_int,
+            pitch: c_int,
+            height: c_int,
+            pixel_format: c_int,
+            flags: c_int,
+        ) -> c_int;
+        pub fn tjGetErrorStr2(handle: *mut c_void) -> *mut std::ffi::c_char;
+        pub fn tjGetErrorCode(handle: *mut c_void) -> c_int;
+        pub fn tjDestroy(handle: *mut c_void) -> c_int;
+    }
+}
 
 /// Whether `bytes` start like a JPEG (SOI marker).
 pub(super) fn is_jpeg(bytes: &[u8]) -> bool {
@@ -135,8 +177,8 @@ enum Layout {
 impl Layout {
     fn pixel_format(self) -> c_int {
         match self {
-            Self::Bgr => tj::TJPF_TJPF_BGR as c_int,
-            Self::Cmyk => tj::TJPF_TJPF_CMYK as c_int,
+            Self::Bgr => tj::TJPF_BGR,
+            Self::Cmyk => tj::TJPF_CMYK,
         }
     }
 
@@ -156,59 +198,57 @@ struct Decompressor<'a> {
 
 impl<'a> Decompressor<'a> {
     fn new(origin: &'a str) -> Result<Self, ImageError> {
-        // SAFETY: tj3Init has no preconditions; it returns NULL on failure, which is checked.
-        let handle = unsafe { tj::tj3Init(tj::TJINIT_TJINIT_DECOMPRESS as c_int) };
+        // SAFETY: tjInitDecompress has no preconditions; it returns NULL on failure, which is checked.
+        let handle = unsafe { tj::tjInitDecompress() };
         let handle = NonNull::new(handle).ok_or_else(|| ImageError::Decode {
             origin: origin.to_string(),
             message: "libjpeg-turbo could not create a decoder (out of memory?)".to_string(),
         })?;
-        let this = Self { handle, origin };
-        this.set(tj::TJPARAM_TJPARAM_STOPONWARNING, 0)?;
-        this.set(tj::TJPARAM_TJPARAM_SCANLIMIT, MAX_SCANS)?;
-        Ok(this)
+        Ok(Self { handle, origin })
     }
 
-    fn set(&self, param: tj::TJPARAM, value: c_int) -> Result<(), ImageError> {
-        // SAFETY: the handle is a live instance (created in `new`, destroyed only in `drop`).
-        match unsafe { tj::tj3Set(self.handle.as_ptr(), param as c_int, value) } {
-            0 => Ok(()),
-            _ => Err(self.error()),
-        }
-    }
-
-    fn get(&self, param: tj::TJPARAM) -> c_int {
-        // SAFETY: as in `set`; tj3Get only reads the instance.
-        unsafe { tj::tj3Get(self.handle.as_ptr(), param as c_int) }
+    /// `bytes`' length as the C API takes it (a slice longer than `c_ulong` can say is refused, not truncated).
+    fn size(&self, bytes: &[u8]) -> Result<c_ulong, ImageError> {
+        c_ulong::try_from(bytes.len()).map_err(|_| ImageError::Decode { origin: self.origin.to_string(), message: "too many bytes".into() })
     }
 
     fn read_header(&mut self, bytes: &[u8]) -> Result<Header, ImageError> {
-        // SAFETY: the handle is live, and `bytes` is a valid slice for its whole length, which libjpeg-turbo only
-        // reads (its memory source never writes to or reads past the given size).
-        let status = unsafe { tj::tj3DecompressHeader(self.handle.as_ptr(), bytes.as_ptr(), bytes.len() as tj::size_t) };
+        let (mut width, mut height, mut subsampling, mut colorspace) = (0, 0, 0, 0);
+        let size = self.size(bytes)?;
+        // SAFETY: the handle is live; `bytes` is a valid slice of `size` bytes, which libjpeg-turbo only reads (its
+        // memory source never writes to or reads past the given size); the four outputs are valid `c_int`s.
+        let status = unsafe {
+            tj::tjDecompressHeader3(self.handle.as_ptr(), bytes.as_ptr(), size, &mut width, &mut height, &mut subsampling, &mut colorspace)
+        };
         self.check(status)?;
-        let (width, height) = (self.get(tj::TJPARAM_TJPARAM_JPEGWIDTH), self.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT));
         if width <= 0 || height <= 0 {
             return Err(ImageError::NoPixels { origin: self.origin.to_string(), width: width.max(0) as u32, height: height.max(0) as u32 });
         }
-        let colorspace = self.get(tj::TJPARAM_TJPARAM_COLORSPACE);
-        let four_channel = colorspace == tj::TJCS_TJCS_CMYK as c_int || colorspace == tj::TJCS_TJCS_YCCK as c_int;
+        let four_channel = colorspace == tj::TJCS_CMYK || colorspace == tj::TJCS_YCCK;
         Ok(Header { width: width as u32, height: height as u32, four_channel })
     }
 
     fn decompress(&mut self, bytes: &[u8], width: usize, height: usize, layout: Layout) -> Result<Vec<u8>, ImageError> {
         let pitch = width * layout.channels();
+        let too_large = || ImageError::Decode { origin: self.origin.to_string(), message: "too large for libjpeg-turbo".into() };
+        let (c_width, c_height, c_pitch) =
+            (c_int::try_from(width).map_err(|_| too_large())?, c_int::try_from(height).map_err(|_| too_large())?, c_int::try_from(pitch).map_err(|_| too_large())?);
+        let size = self.size(bytes)?;
         let mut out = vec![0u8; pitch * height];
-        // SAFETY: the handle is live; `bytes` is read-only input of the given length; `out` holds exactly
-        // `height` rows of `pitch` bytes, the size the header (read from these same bytes) gives for this pixel
-        // format at scaling 1/1 without cropping (the instance's defaults), so libjpeg-turbo writes inside it.
+        // SAFETY: the handle is live; `bytes` is read-only input of `size` bytes; `out` holds exactly `height` rows of
+        // `pitch` bytes, and `width` x `height` is the size the header (read from these same bytes) gives, so at
+        // scaling 1/1 libjpeg-turbo writes `height` rows of `width` pixels of this format inside it.
         let status = unsafe {
-            tj::tj3Decompress8(
+            tj::tjDecompress2(
                 self.handle.as_ptr(),
                 bytes.as_ptr(),
-                bytes.len() as tj::size_t,
+                size,
                 out.as_mut_ptr(),
-                pitch as c_int,
+                c_width,
+                c_pitch,
+                c_height,
                 layout.pixel_format(),
+                tj::TJFLAG_LIMITSCANS,
             )
         };
         self.check(status)?;
@@ -217,8 +257,8 @@ impl<'a> Decompressor<'a> {
 
     /// A failed call is an error unless libjpeg only warned: then the output is what cv2 returns too.
     fn check(&self, status: c_int) -> Result<(), ImageError> {
-        // SAFETY: the handle is live; tj3GetErrorCode only reads it.
-        if status == 0 || unsafe { tj::tj3GetErrorCode(self.handle.as_ptr()) } == tj::TJERR_TJERR_WARNING as c_int {
+        // SAFETY: the handle is live; tjGetErrorCode only reads it.
+        if status == 0 || unsafe { tj::tjGetErrorCode(self.handle.as_ptr()) } == tj::TJERR_WARNING {
             Ok(())
         } else {
             Err(self.error())
@@ -226,17 +266,17 @@ impl<'a> Decompressor<'a> {
     }
 
     fn error(&self) -> ImageError {
-        // SAFETY: the handle is live; tj3GetErrorStr returns a pointer to a NUL-terminated string owned by the
+        // SAFETY: the handle is live; tjGetErrorStr2 returns a pointer to a NUL-terminated string owned by the
         // instance (or a static one), valid until the next call on it, and it is copied out at once.
-        let message = unsafe { CStr::from_ptr(tj::tj3GetErrorStr(self.handle.as_ptr())) }.to_string_lossy().into_owned();
+        let message = unsafe { CStr::from_ptr(tj::tjGetErrorStr2(self.handle.as_ptr())) }.to_string_lossy().into_owned();
         ImageError::Decode { origin: self.origin.to_string(), message: format!("libjpeg-turbo: {message}") }
     }
 }
 
 impl Drop for Decompressor<'_> {
     fn drop(&mut self) {
-        // SAFETY: the handle came from tj3Init and is destroyed exactly once, here.
-        unsafe { tj::tj3Destroy(self.handle.as_ptr()) }
+        // SAFETY: the handle came from tjInitDecompress and is destroyed exactly once, here.
+        unsafe { tj::tjDestroy(self.handle.as_ptr()) };
     }
 }
 

@@ -36,6 +36,12 @@ impl ImageLimits {
         limits
     }
 
+    /// The largest file an image within these limits can be: no encoding stores more than its widest raw
+    /// pixels (16-bit RGBA, 8 bytes a pixel), plus room for metadata.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.max_pixels.saturating_mul(8).saturating_add(64 << 20)
+    }
+
     fn check(&self, origin: &str, width: u32, height: u32) -> Result<(), ImageError> {
         if width as u64 * height as u64 > self.max_pixels {
             return Err(ImageError::TooLarge { origin: origin.to_string(), width, height, max_pixels: self.max_pixels });
@@ -77,10 +83,18 @@ impl BgrImage {
         Self::open_with_limits(path, &ImageLimits::default())
     }
 
-    /// Reads and decodes an image file, refusing a header larger than `limits` before allocating its pixels.
+    /// Reads and decodes an image file, refusing a file larger than any image within `limits` can be (read no
+    /// further than that) and a header larger than `limits` before allocating its pixels.
     pub fn open_with_limits(path: impl AsRef<Path>, limits: &ImageLimits) -> Result<Self, ImageError> {
+        use std::io::Read;
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|source| ImageError::Io { path: path.to_path_buf(), source })?;
+        let io = |source| ImageError::Io { path: path.to_path_buf(), source };
+        let max = limits.max_file_bytes();
+        let mut bytes = Vec::new();
+        std::fs::File::open(path).map_err(io)?.take(max.saturating_add(1)).read_to_end(&mut bytes).map_err(io)?;
+        if bytes.len() as u64 > max {
+            return Err(ImageError::FileTooLarge { origin: path.display().to_string(), max_bytes: max });
+        }
         Self::decode_with_limits(&bytes, &path.display().to_string(), limits)
     }
 
@@ -128,6 +142,17 @@ impl BgrImage {
             other => other.into_rgb8().into_raw(),
         };
         Self::from_rgb(w, h, rgb)
+    }
+
+    /// The pixels of `[x0, x1) x [y0, y1)` as an image of their own (a tile of a large image).
+    ///
+    /// # Panics
+    /// If the window is empty or not inside the image (a programming error: tiles are computed from the size).
+    pub fn crop(&self, [x0, y0, x1, y1]: [usize; 4]) -> BgrImage {
+        assert!(x0 < x1 && y0 < y1 && x1 <= self.width && y1 <= self.height, "a crop inside the image");
+        let row = |y: usize| &self.data[(y * self.width + x0) * 3..(y * self.width + x1) * 3];
+        let data = (y0..y1).flat_map(row).copied().collect();
+        BgrImage { width: x1 - x0, height: y1 - y0, data }
     }
 
     /// The same pixels in R, G, B order.

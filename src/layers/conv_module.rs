@@ -46,9 +46,15 @@ impl ConvModuleConfig {
 
 /// A bias-free conv with padding `k / 2` (what every GN'd conv of these models is).
 pub fn conv_no_bias(cin: usize, cout: usize, k: usize, stride: usize, device: &Device) -> Conv2d {
+    conv_grouped(cin, cout, k, stride, 1, device)
+}
+
+/// [`conv_no_bias`] in `groups` groups (ResNeXt's 3x3 convs).
+pub fn conv_grouped(cin: usize, cout: usize, k: usize, stride: usize, groups: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([cin, cout], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(k / 2, k / 2, k / 2, k / 2))
+        .with_groups(groups)
         .with_bias(false)
         .init(device)
 }

@@ -4,5 +4,5 @@
 mod conv_module;
 mod norm;
 
-pub use conv_module::{ConvModule, ConvModuleConfig, conv_no_bias};
+pub use conv_module::{ConvModule, ConvModuleConfig, conv_grouped, conv_no_bias};
 pub use norm::NormConfig;

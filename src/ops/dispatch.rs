@@ -17,9 +17,9 @@
 //! Burn's conv autotuner times every candidate there on every new shape (seconds per run); flex's host kernels
 //! exist where Burn's generic ops were the measured bottleneck (`cargo bench --bench ops`).
 
-use std::sync::OnceLock;
-
 use burn::tensor::{DType, Device};
+
+use crate::device::{AdapterClass, DeviceProfile};
 
 /// An operator whose implementation depends on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,30 +52,41 @@ pub(crate) enum Impl {
     Burn,
 }
 
-/// The implementation of `op` for a tensor of `dtype` on `device`.
+/// The implementation of `op` for a tensor of `dtype` on `device` (the device's [`DeviceProfile`]).
 pub(crate) fn implementation(op: Op, device: &Device, dtype: DType) -> Impl {
-    let on_flex = *device == Device::flex();
-    match op {
-        Op::RoiAlign | Op::MaskPaste | Op::RpnTopK if on_flex => Impl::Host,
-        Op::RoiAlign | Op::MaskPaste | Op::RpnTopK | Op::GroupNorm if !on_flex => Impl::Cube,
-        Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd | Op::MaxPool if on_flex && dtype == DType::F32 => Impl::Host,
-        _ if on_flex => Impl::Burn,
-        // No CubeCL kernel of this crate: Burn's ops on every GPU.
-        Op::UpsampleAdd | Op::MaxPool => Impl::Burn,
-        _ if software_adapter() => Impl::Cube,
-        _ => Impl::Burn,
-    }
+    table(op, DeviceProfile::of(device).class(), dtype)
 }
 
-/// Whether wgpu sees no hardware GPU, so a GPU device is a software rasteriser such as lavapipe (checked once).
-fn software_adapter() -> bool {
-    static SOFTWARE: OnceLock<bool> = OnceLock::new();
-    *SOFTWARE.get_or_init(|| !crate::device::hardware_gpu_present())
+/// The table above, as code.
+fn table(op: Op, class: AdapterClass, dtype: DType) -> Impl {
+    use AdapterClass::*;
+    match (op, class) {
+        (Op::RoiAlign | Op::MaskPaste | Op::RpnTopK, Host) => Impl::Host,
+        (Op::RoiAlign | Op::MaskPaste | Op::RpnTopK | Op::GroupNorm, Software | Hardware) => Impl::Cube,
+        (Op::GroupNorm | Op::Conv3x3 | Op::Conv | Op::Deconv2x2 | Op::UpsampleAdd | Op::MaxPool, Host) if dtype == DType::F32 => Impl::Host,
+        (_, Host) => Impl::Burn,
+        // No CubeCL kernel of this crate: Burn's ops on every GPU.
+        (Op::UpsampleAdd | Op::MaxPool, _) => Impl::Burn,
+        (Op::Conv3x3 | Op::Conv | Op::Matmul | Op::Deconv2x2, Software) => Impl::Cube,
+        (Op::Conv3x3 | Op::Conv | Op::Matmul | Op::Deconv2x2, Hardware) => Impl::Burn,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gpus_take_plain_kernels_on_software_adapters_and_burns_on_hardware() {
+        for op in [Op::Conv3x3, Op::Conv, Op::Matmul, Op::Deconv2x2] {
+            assert_eq!(table(op, AdapterClass::Software, DType::F32), Impl::Cube);
+            assert_eq!(table(op, AdapterClass::Hardware, DType::F16), Impl::Burn);
+        }
+        for op in [Op::GroupNorm, Op::RoiAlign, Op::MaskPaste, Op::RpnTopK] {
+            assert_eq!(table(op, AdapterClass::Hardware, DType::F32), Impl::Cube);
+        }
+        assert_eq!(table(Op::MaxPool, AdapterClass::Software, DType::F32), Impl::Burn);
+    }
 
     #[test]
     fn flex_takes_host_kernels_in_f32_only() {

@@ -1,4 +1,7 @@
-//! What the CubeCL kernels share: the launch preamble, and the store of a register-blocked output block.
+//! What the CubeCL kernels share: the launch preamble, the store of a register-blocked output block, and the
+//! count of this crate's kernel launches (CubeCL keeps none), which the batch tests and reports read.
+
+use std::cell::Cell;
 
 use cubecl::client::Client;
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
@@ -11,6 +14,23 @@ pub(crate) fn elementwise(client: &Client, units: usize) -> (CubeCount, CubeDim)
 }
 
 pub(crate) use block::store_block;
+
+thread_local! {
+    /// This crate's kernel launches made by this thread (Burn's own kernels are not counted). Per thread, as the
+    /// read-back counters are, so that a caller measuring its own predictions is not counting another thread's;
+    /// a fused stream runs its operations on the thread that flushes it, the one that reads the results.
+    static LAUNCHES: Cell<u64> = const { Cell::new(0) };
+}
+
+/// Counts one launch of a kernel of this crate.
+pub(crate) fn counted() {
+    LAUNCHES.set(LAUNCHES.get() + 1);
+}
+
+/// This crate's kernel launches made by this thread so far.
+pub fn launches() -> u64 {
+    LAUNCHES.get()
+}
 
 mod block {
     use cubecl::prelude::*;

@@ -20,11 +20,11 @@ pub mod upsample;
 
 pub use conv::{conv2d, conv2d_pair, conv2d_relu, conv2d_relu_each};
 pub use group_norm::{group_norm, group_norm_add_relu, group_norm_relu};
-pub use mask_paste::paste_masks;
+pub use mask_paste::{PasteTarget, paste_masks};
 pub use max_pool::max_pool_3x3_s2;
 pub use matmul::{batched_matmul, conv_transpose_2x2, conv_transpose_2x2_relu_project, linear};
-pub use nms::{batched_nms, nms};
-pub use roi_align::{RoiAlignConfig, RoiFeatures, roi_align};
+pub use nms::batched_nms;
+pub use roi_align::{ImageRoi, RoiAlignConfig, RoiFeatures, roi_align};
 pub use top_k::{TopAnchors, top_k_anchors};
 pub use upsample::add_upsampled_2x;
 

@@ -1,10 +1,11 @@
 //! Reading device tensors back to the host: the one place that converts dtypes (f16 activations come back as
-//! f32), turns a device failure into [`Error::Backend`], and counts what crosses from a GPU to the host.
+//! f32), turns a device failure into [`Error::Device`], and counts what crosses from a GPU to the host.
 
 use std::cell::Cell;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::device::DeviceProfile;
 use crate::error::{Error, Result};
 
 thread_local! {
@@ -38,9 +39,9 @@ pub fn stats() -> ReadbackStats {
     COUNTS.get()
 }
 
-/// Counts a read of `numel` values of `dtype` from `device` (flex excepted).
+/// Counts a read of `numel` values of `dtype` from `device` (host memory excepted).
 fn count(device: &Device, numel: usize, dtype: burn::tensor::DType) {
-    if *device != Device::flex() {
+    if !DeviceProfile::of(device).is_host() {
         COUNTS.set(COUNTS.get().plus(numel * dtype.size()));
     }
 }
@@ -48,13 +49,13 @@ fn count(device: &Device, numel: usize, dtype: burn::tensor::DType) {
 /// A float tensor's values as f32, whatever its dtype on the device.
 pub fn read_f32<const D: usize>(t: Tensor<D>, stage: &'static str) -> Result<Vec<f32>> {
     count(&t.device(), t.shape().num_elements(), t.dtype());
-    let data: TensorData = t.try_into_data().map_err(|e| Error::backend(stage, e))?;
-    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::backend(stage, e))
+    let data: TensorData = t.try_into_data().map_err(|e| Error::device(stage, e))?;
+    data.convert::<f32>().try_into_vec::<f32>().map_err(|e| Error::device(stage, e))
 }
 
 /// An integer tensor's values as u32.
 pub fn read_u32<const D: usize>(t: Tensor<D, Int>, stage: &'static str) -> Result<Vec<u32>> {
     count(&t.device(), t.shape().num_elements(), t.dtype());
-    let data: TensorData = t.try_into_data().map_err(|e| Error::backend(stage, e))?;
-    data.convert::<u32>().try_into_vec::<u32>().map_err(|e| Error::backend(stage, e))
+    let data: TensorData = t.try_into_data().map_err(|e| Error::device(stage, e))?;
+    data.convert::<u32>().try_into_vec::<u32>().map_err(|e| Error::device(stage, e))
 }

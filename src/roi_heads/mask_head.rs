@@ -19,6 +19,9 @@ pub struct MaskHead {
     pub upsample: ConvTranspose2d,
     /// 1x1 conv to one logit map per class.
     pub conv_logits: Conv2d,
+    /// Side of the RoI features it takes (its extractor's output size).
+    #[module(skip)]
+    pub roi_size: usize,
 }
 
 /// mmdet `FCNMaskHead(num_convs=4, conv_out_channels=256, norm_cfg=GN)`.
@@ -30,6 +33,9 @@ pub struct MaskHeadConfig {
     /// Convs before the upsampling.
     #[config(default = 4)]
     pub num_convs: usize,
+    /// Side of the RoI features (the logits are twice as large).
+    #[config(default = 14)]
+    pub roi_size: usize,
     /// Object classes.
     #[config(default = 80)]
     pub num_classes: usize,
@@ -46,6 +52,7 @@ impl MaskHeadConfig {
             convs: (0..self.num_convs).map(|_| ConvModuleConfig::new(c, c).with_norm(self.norm.clone()).init(device)).collect(),
             upsample: ConvTranspose2dConfig::new([c, c], [2, 2]).with_stride([2, 2]).init(device),
             conv_logits: Conv2dConfig::new([c, self.num_classes], [1, 1]).init(device),
+            roi_size: self.roi_size,
         }
     }
 }
@@ -60,13 +67,19 @@ pub fn mask_rcnn_inference(logits: Tensor<4>, labels: &[usize]) -> Tensor<3> {
 }
 
 impl MaskHead {
-    /// RoI features `[N, 256, 14, 14]` -> mask logits `[N, 80, 28, 28]`.
+    /// Values of the largest activation one RoI makes here: the upsampled `C x 2S x 2S` map.
+    pub fn activation_per_roi(&self) -> usize {
+        let [_, channels, ..] = self.upsample.weight.dims();
+        channels * 4 * self.roi_size * self.roi_size
+    }
+
+    /// RoI features `[N, 256, 14, 14]` -> mask logits `[N, classes, 28, 28]`.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv2d(&self.conv_logits, self.upsampled(x))
     }
 
     /// RoI features `[N, 256, 14, 14]` and each RoI's class -> the logits of that class only, `[N, 28, 28]`:
-    /// [`mask_rcnn_inference`] of [`MaskHead::forward`] without the other 79 maps (1/80 of the last layer's
+    /// [`mask_rcnn_inference`] of [`MaskHead::forward`] without the other classes' maps (1/80 of the last layer's
     /// work, and no `[N, 80, 28, 28]` buffer; on flex in f32 not even the `[N, 256, 28, 28]` upsampled map).
     ///
     /// # Panics

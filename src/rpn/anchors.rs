@@ -3,7 +3,7 @@
 use crate::structures::BBox;
 
 /// The `A` base anchors of one level, ratio-major, in f32 as torch computes them.
-pub fn base_anchors(stride: usize, ratios: &[f32], scales: &[f32]) -> Vec<BBox> {
+pub(super) fn base_anchors(stride: usize, ratios: &[f32], scales: &[f32]) -> Vec<BBox> {
     let size = stride as f32;
     let mut out = Vec::with_capacity(ratios.len() * scales.len());
     for &r in ratios {
@@ -19,7 +19,7 @@ pub fn base_anchors(stride: usize, ratios: &[f32], scales: &[f32]) -> Vec<BBox> 
 
 /// Anchors of a `height x width` feature map, ordered (y, x, a) with the anchor index fastest, matching
 /// `cls_score.permute(1, 2, 0).reshape(-1)`.
-pub fn grid_anchors(base: &[BBox], stride: usize, height: usize, width: usize) -> Vec<BBox> {
+pub(super) fn grid_anchors(base: &[BBox], stride: usize, height: usize, width: usize) -> Vec<BBox> {
     let mut out = Vec::with_capacity(height * width * base.len());
     for y in 0..height {
         let sy = (y * stride) as f32;

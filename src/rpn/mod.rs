@@ -1,8 +1,9 @@
-//! Region proposal network: P2..P6 -> objectness and deltas -> proposals.
+//! Region proposal network (detectron2's `proposal_generator`): P2..P6 -> objectness and deltas -> each image's
+//! proposals.
 
-pub mod anchors;
+mod anchors;
 mod head;
 mod proposals;
 
 pub use head::{RpnHead, RpnHeadConfig};
-pub use proposals::{LevelCandidates, Proposals, proposals};
+pub use proposals::Proposals;

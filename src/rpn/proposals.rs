@@ -8,7 +8,7 @@ use crate::structures::{BBox, DeltaCoder};
 
 /// The anchors of one level that proposals are made from: the `nms_pre` best by objectness, with their deltas.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct LevelCandidates {
+pub(super) struct LevelCandidates {
     /// Flat anchor indices in `(y, x, a)` order (mmdet's `cls.permute(1, 2, 0).reshape(-1)`).
     pub index: Vec<usize>,
     /// Their objectness (sigmoid of the logit).
@@ -23,7 +23,7 @@ pub struct LevelCandidates {
 
 impl LevelCandidates {
     /// A level's chosen anchors ([`top_k_anchors`](crate::ops::top_k_anchors)) and its size.
-    pub fn new(anchors: TopAnchors, height: usize, width: usize) -> Self {
+    pub(super) fn new(anchors: TopAnchors, height: usize, width: usize) -> Self {
         let TopAnchors { index, score, delta } = anchors;
         Self { index, score, delta, height, width }
     }
@@ -39,7 +39,7 @@ pub struct Proposals {
 }
 
 /// At most `max_per_img` proposals from each level's candidates of P2..P6: decode, drop empty boxes, NMS per level. `img_shape` is `(h, w)` unpadded.
-pub fn proposals(levels: &[LevelCandidates], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
+pub(super) fn proposals(levels: &[LevelCandidates], cfg: &RpnConfig, test: &RpnTestConfig, img_shape: (usize, usize)) -> Proposals {
     let coder = DeltaCoder::new(cfg.target_stds, cfg.wh_ratio_clip, img_shape);
     let (mut boxes, mut scores, mut level_ids) = (Vec::new(), Vec::new(), Vec::new());
     for (lvl, (level, &stride)) in levels.iter().zip(&cfg.anchor_strides).enumerate() {

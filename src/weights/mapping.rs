@@ -4,22 +4,13 @@
 //! `gamma`/`beta` are PyTorch's `weight`/`bias`, and a Linear's weight is stored transposed (`[out, in]`).
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 
+use super::keys::{KeySpec, check_keys};
 use super::state_dict::{HostTensor, StateDict};
+use crate::device::DeviceProfile;
 use crate::error::WeightsError;
 use crate::ops::transpose::transpose_2d;
-
-/// How a module parameter appears in the checkpoint.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KeySpec {
-    /// mmdetection key.
-    pub key: String,
-    /// PyTorch shape of the tensor in the checkpoint.
-    pub shape: Vec<usize>,
-    /// The checkpoint holds the transpose of the module's 2-D parameter.
-    pub transposed: bool,
-}
 
 /// Tracks the module path (`backbone.layer1.0.gn1.gamma`) and the innermost module type while Burn walks a model.
 #[derive(Default)]
@@ -102,7 +93,7 @@ impl ModuleMapper for Loader<'_> {
         let HostTensor { data, shape: file_shape } =
             self.tensors.tensors.remove(&spec.key).expect("validated key is present");
         let device = param.lazy_device();
-        let tensor = match (spec.transposed, device == Device::flex()) {
+        let tensor = match (spec.transposed, DeviceProfile::of(&device).is_host()) {
             // flex's GEMM takes strided operands: the checkpoint's `[out, in]` seen transposed, not copied (the
             // box head's fc weight is 51 MB, read in place from the mapped file).
             (true, true) => Tensor::from_data(data.into_tensor_data(file_shape), &device).transpose(),
@@ -120,49 +111,6 @@ pub fn load_state_dict<M: Module>(module: M, mut state_dict: StateDict) -> Resul
     let specs = expected_keys(&module);
     check_keys(&state_dict.origin, &specs, state_dict.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice())))?;
     Ok(module.map(&mut Loader { path: PathTracker::default(), tensors: &mut state_dict }))
-}
-
-/// Checks a checkpoint's keys and shapes (`found`) against the module's (`specs`): exactly the same keys, the
-/// same shapes. Run on a file's header before its data is read, and again before loading.
-pub(crate) fn check_keys<'a>(
-    origin: &str,
-    specs: &[KeySpec],
-    found: impl IntoIterator<Item = (&'a str, &'a [usize])>,
-) -> Result<(), WeightsError> {
-    let found: std::collections::HashMap<&str, &[usize]> = found.into_iter().collect();
-    let origin = origin.to_string();
-    let missing: Vec<String> = specs.iter().filter(|s| !found.contains_key(s.key.as_str())).map(|s| s.key.clone()).collect();
-    let mut unexpected: Vec<String> = {
-        let wanted: std::collections::HashSet<&str> = specs.iter().map(|s| s.key.as_str()).collect();
-        found.keys().filter(|k| !wanted.contains(*k)).map(|k| k.to_string()).collect()
-    };
-    unexpected.sort();
-    let hint = depth_hint(&unexpected, &missing);
-    if !unexpected.is_empty() {
-        return Err(WeightsError::Unexpected { origin, count: unexpected.len(), keys: unexpected, hint });
-    }
-    if !missing.is_empty() {
-        return Err(WeightsError::Missing { origin, count: missing.len(), keys: missing, hint });
-    }
-    for spec in specs {
-        let shape = found[spec.key.as_str()];
-        if shape != spec.shape.as_slice() {
-            return Err(WeightsError::Shape { origin, key: spec.key.clone(), expected: spec.shape.clone(), found: shape.to_vec() });
-        }
-    }
-    Ok(())
-}
-
-/// Names the likely cause when the only mismatch is the number of ResNet layer3 blocks (R-50 has 6, R-101 23).
-fn depth_hint(unexpected: &[String], missing: &[String]) -> String {
-    let in_layer3 = |keys: &[String]| !keys.is_empty() && keys.iter().all(|k| k.starts_with("backbone.layer3."));
-    if in_layer3(unexpected) && missing.is_empty() {
-        "; it has more backbone.layer3 blocks than the config: a ResNet-101 checkpoint for a ResNet-50 config?".into()
-    } else if in_layer3(missing) && unexpected.is_empty() {
-        "; it has fewer backbone.layer3 blocks than the config: a ResNet-50 checkpoint for a ResNet-101 config?".into()
-    } else {
-        String::new()
-    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensorError};
 
-use super::mapping::{KeySpec, check_keys};
+use super::keys::{KeySpec, canonical, canonical_keys, check_keys};
 use super::values::Values;
 use crate::error::WeightsError;
 
@@ -19,14 +19,21 @@ pub struct HostTensor {
     pub data: Values,
 }
 
-/// A checkpoint's tensors by mmdetection key (`backbone.layer1.0.conv1.weight`...).
+/// A checkpoint's tensors by mmdetection key (`backbone.layer1.0.conv1.weight`...; a DataParallel model's
+/// `module.` prefix stripped, as mmdetection's `load_checkpoint` does), and its class names when it names them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateDict {
     /// Names the file in error messages.
     pub origin: String,
     /// Tensors by mmdetection key.
     pub tensors: BTreeMap<String, HostTensor>,
+    /// Class names in label order, from the checkpoint's metadata (mmdetection's `meta`, or the `classes` entry
+    /// of a safetensors file's metadata, which the converter writes).
+    pub classes: Option<Vec<String>>,
 }
+
+/// The safetensors metadata entry holding the class names (a JSON list of strings).
+pub(crate) const CLASSES_METADATA: &str = "classes";
 
 /// A float storage format of checkpoint tensors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,8 +98,6 @@ impl StateDict {
     /// matching its shape and dtype (`Metadata`'s validation), the buffer exactly header plus data.
     fn parse_safetensors(bytes: &[u8], origin: &str, specs: Option<&[KeySpec]>, file: Option<&bytes::Bytes>) -> Result<Self, WeightsError> {
         use safetensors::tensor::Metadata;
-        /// safetensors' own bound on the header (`MAX_HEADER_SIZE`).
-        const MAX_HEADER: usize = 100_000_000;
         let corrupt = |e: SafeTensorError| WeightsError::Corrupt { origin: origin.to_string(), message: e.to_string() };
         let (len, rest) = bytes.split_first_chunk::<8>().ok_or(corrupt(SafeTensorError::HeaderTooSmall))?;
         let n = usize::try_from(u64::from_le_bytes(*len)).unwrap_or(usize::MAX);
@@ -106,10 +111,12 @@ impl StateDict {
             return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer));
         }
         let infos = metadata.tensors();
+        let found = canonical_keys(origin, infos.iter().map(|(k, v)| (k.as_str(), v.shape.as_slice())))?;
         if let Some(specs) = specs {
-            check_keys(origin, specs, infos.iter().map(|(k, v)| (k.as_str(), v.shape.as_slice())))?;
+            check_keys(origin, specs, found)?;
         }
-        let mut dict = Self { origin: origin.to_string(), tensors: BTreeMap::new() };
+        let classes = classes_of(metadata.metadata().as_ref(), origin)?;
+        let mut dict = Self { origin: origin.to_string(), tensors: BTreeMap::new(), classes };
         for key in metadata.offset_keys() {
             let info = infos[&key];
             let Some(format) = float_format(info.dtype) else {
@@ -118,7 +125,7 @@ impl StateDict {
             let raw = &data[info.data_offsets.0..info.data_offsets.1];
             let in_place = file.filter(|_| format == FloatFormat::F32).and_then(|f| Values::in_place(f.slice_ref(raw)));
             let values = in_place.unwrap_or_else(|| format.decode(raw).into());
-            dict.insert_checked(key, info.shape.clone(), values)?;
+            dict.insert_checked(canonical(&key).to_string(), info.shape.clone(), values)?;
         }
         Ok(dict)
     }
@@ -188,9 +195,52 @@ impl StateDict {
                 Ok((k.as_str(), view))
             })
             .collect::<Result<Vec<_>, WeightsError>>()?;
-        safetensors::serialize(views, None)
+        let metadata = self.classes.as_ref().map(|names| {
+            let json = serde_json::to_string(names).expect("strings serialise");
+            std::collections::HashMap::from([(CLASSES_METADATA.to_string(), json)])
+        });
+        safetensors::serialize(views, metadata)
             .map_err(|e| WeightsError::Corrupt { origin: self.origin.clone(), message: e.to_string() })
     }
+}
+
+/// A safetensors file's tensors' keys and shapes and its class names, from its header alone (checked as
+/// [`StateDict::from_safetensors_bytes`] checks it, no tensor data read).
+pub(crate) fn read_safetensors_header(path: &Path) -> Result<(Vec<(String, Vec<usize>)>, Option<Vec<String>>), WeightsError> {
+    use safetensors::tensor::Metadata;
+    use std::io::Read;
+    let origin = path.display().to_string();
+    let io = |source| WeightsError::Io { path: path.to_path_buf(), source };
+    let corrupt = |e: SafeTensorError| WeightsError::Corrupt { origin: origin.clone(), message: e.to_string() };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len).map_err(|_| corrupt(SafeTensorError::HeaderTooSmall))?;
+    let n = u64::from_le_bytes(len);
+    if n > MAX_HEADER as u64 {
+        return Err(corrupt(SafeTensorError::HeaderTooLarge));
+    }
+    let mut header = vec![0u8; n as usize];
+    file.read_exact(&mut header).map_err(|_| corrupt(SafeTensorError::InvalidHeaderLength))?;
+    let header = std::str::from_utf8(&header).map_err(|e| corrupt(SafeTensorError::InvalidHeader(e)))?;
+    let metadata: Metadata = serde_json::from_str(header).map_err(|e| corrupt(SafeTensorError::InvalidHeaderDeserialization(e)))?;
+    if (metadata.data_len() as u64).checked_add(8 + n) != Some(size) {
+        return Err(corrupt(SafeTensorError::MetadataIncompleteBuffer));
+    }
+    let classes = classes_of(metadata.metadata().as_ref(), &origin)?;
+    let shapes = metadata.tensors().into_iter().map(|(k, v)| (k, v.shape.clone())).collect();
+    Ok((shapes, classes))
+}
+
+/// safetensors' own bound on the header (`MAX_HEADER_SIZE`).
+const MAX_HEADER: usize = 100_000_000;
+
+/// The class names in a safetensors file's metadata, if it has them; a malformed entry is an error.
+fn classes_of(metadata: Option<&std::collections::HashMap<String, String>>, origin: &str) -> Result<Option<Vec<String>>, WeightsError> {
+    let Some(json) = metadata.and_then(|m| m.get(CLASSES_METADATA)) else { return Ok(None) };
+    serde_json::from_str::<Vec<String>>(json)
+        .map(Some)
+        .map_err(|e| WeightsError::Corrupt { origin: origin.to_string(), message: format!("metadata `{CLASSES_METADATA}` is not a list of names: {e}") })
 }
 
 /// The largest weights file that can hold `specs`' tensors: every value as f64 (the widest float accepted), plus

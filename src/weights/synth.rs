@@ -106,7 +106,7 @@ impl Manifest {
 /// scaled like the fixtures' rules — fan-in for conv/fc weights, 1 +- 0.5 for GroupNorm gammas, small biases — so
 /// activations stay in range and the RPN yields the full 1000 proposals, as trained weights do.
 pub fn random_state_dict(config: &ModelConfig, seed: u64) -> StateDict {
-    let model = MaskRcnn::new(config, &burn::tensor::Device::flex());
+    let model = MaskRcnn::new(config, config.num_classes(), &burn::tensor::Device::flex());
     let mut dict = StateDict { origin: format!("synthetic {} seed {seed}", config.name), ..Default::default() };
     for spec in expected_keys(&model) {
         let n: usize = spec.shape.iter().product();

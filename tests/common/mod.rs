@@ -9,24 +9,44 @@ use std::sync::{Mutex, OnceLock};
 
 use burn::tensor::{Device, Tensor};
 use mask_rcnn_burn::eval::{CocoRle, DetRef, decode_dense, mask_overlap, match_detections};
-use mask_rcnn_burn::structures::box_iou;
+use mask_rcnn_burn::internals::box_iou;
 use mask_rcnn_burn::weights::synth::Manifest;
 use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
 use safetensors::SafeTensors;
 use serde::Deserialize;
 
-/// `name` in this test process's scratch folder for `test` (`$TMP/mask-rcnn-burn-<test>-<pid>/`), created.
-pub fn scratch_file(test: &str, name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-{test}-{}", std::process::id()));
+/// `name` in the scratch folder of the running test (`$TMP/mask-rcnn-burn-<suite>-<pid>/<test function>/`),
+/// created: tests running in parallel never share a scratch file.
+pub fn scratch_file(suite: &str, name: &str) -> PathBuf {
+    let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
+    let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-{suite}-{}", std::process::id())).join(test);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }
 
-/// target/release/examples/infer, built by `cargo test` beside the test binary.
+/// target/release/examples/infer, built from the current sources (see [`example_bin`]).
 pub fn infer_bin() -> PathBuf {
+    example_bin("infer")
+}
+
+/// An example binary of this crate, built from the current sources first (once per test process): `cargo test
+/// --test X` builds no example, so a binary left by an earlier build could be stale or missing.
+pub fn example_bin(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let deps = std::env::current_exe().unwrap().parent().unwrap().to_path_buf();
-    let bin = deps.parent().unwrap().join("examples").join(format!("infer{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "{} is not built (cargo test builds examples)", bin.display());
+    let bin = deps.parent().unwrap().join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let mut built = BUILT.lock().unwrap();
+    if !built.iter().any(|b| b == name) {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+        let out = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--release", "--example", name, "--manifest-path"])
+            .arg(&manifest)
+            .output()
+            .expect("cargo runs");
+        assert!(out.status.success(), "cargo build --example {name} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        built.push(name.to_string());
+    }
+    assert!(bin.is_file(), "{} is not where cargo builds it", bin.display());
     bin
 }
 
@@ -39,7 +59,7 @@ pub fn fixtures() -> PathBuf {
 /// (174 MiB for R-50) is shared by test processes and runs: rewritten (atomically) only when its bytes differ.
 pub fn synth_weights_for(manifest_name: &str) -> PathBuf {
     static FILES: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
-    let mut files = FILES.lock().unwrap();
+    let mut files = FILES.lock().unwrap_or_else(|e| e.into_inner());
     if let Some((_, path)) = files.iter().find(|(m, _)| m == manifest_name) {
         return path.clone();
     }
@@ -64,8 +84,9 @@ pub fn synth_weights_file() -> &'static Path {
 /// The detector of a fixture case: its mmdetection config (from meta.json) and its synthetic weights.
 pub fn case_detector(case: &str, device: Device) -> Detector {
     let meta = case_meta(case);
-    // "r101_s2.safetensors" -> "r101_seed2.manifest.json"
-    let (model, seed) = meta.weights.trim_end_matches(".safetensors").rsplit_once("_s").expect("weights name");
+    // "r101_s2.safetensors" or "r50_gnws_seed4.safetensors" -> "r101_seed2.manifest.json", "r50_gnws_seed4.manifest.json"
+    let stem = meta.weights.trim_end_matches(".safetensors");
+    let (model, seed) = stem.rsplit_once("_seed").or_else(|| stem.rsplit_once("_s")).expect("weights name");
     let weights = synth_weights_for(&format!("{model}_seed{seed}.manifest.json"));
     Detector::from_safetensors(case_config(case), weights, device).expect("load synth weights")
 }

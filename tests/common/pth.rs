@@ -58,8 +58,9 @@ impl Pickle {
     }
 }
 
-/// Writes `{'meta': {'epoch': 24, 'CLASSES': ('person', 'car')}, 'state_dict': OrderedDict(...)}` as torch.save
-/// does; `f16` stores every tensor as HalfStorage.
+/// Writes `{'meta': {'epoch': 24, 'CLASSES': (COCO's 80 names)}, 'state_dict': OrderedDict(...)}` in torch.save's
+/// layout; `f16` stores every tensor as HalfStorage. (tests/fixtures/checkpoints holds files the real torch.save and
+/// mmengine wrote; this writer makes checkpoints of any tensors on the fly.)
 pub fn write_pth(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], f16: bool) {
     let mut p = Pickle(vec![0x80, 2]); // PROTO 2
     p.op(b'}'); // EMPTY_DICT
@@ -71,8 +72,9 @@ pub fn write_pth(path: &Path, tensors: &[(&str, Vec<usize>, Vec<f32>)], f16: boo
     p.int(24);
     p.str("CLASSES");
     p.op(b'(');
-    p.str("person");
-    p.str("car");
+    for name in mask_rcnn_burn::ModelConfig::named("r50-2x").unwrap().dataset.classes {
+        p.str(&name);
+    }
     p.op(b't');
     p.op(b'u'); // SETITEMS
     p.str("state_dict");

@@ -134,6 +134,7 @@ impl PlainConv for CubeBackend {
         let (cube_count, cube_dim) = launch::elementwise(&x.client, units);
         let dtype = x.dtype;
         let [sy, sx, top, left, ..] = geometry.map(|v| v as usize);
+        launch::counted();
         kernel::plain_conv2d_kernel::launch(
             &out.client,
             cube_count,

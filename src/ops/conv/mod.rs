@@ -13,10 +13,14 @@ use burn::tensor::{DType, Tensor};
 
 use super::dispatch::{Impl, Op, implementation};
 use super::flex;
-use crate::precision::compute_in_f32;
+use crate::precision::{compute_in_f32, to_f32};
 
 /// `conv.forward(x)`, the fastest way this device has (and on software Vulkan, one that compiles there).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() != DType::F32 {
+        // f16 activations: f32 weights and arithmetic (see `precision`), the result cast back.
+        return compute_in_f32(x, |x| conv2d(conv, x));
+    }
     let op = if is_winograd_shape(conv) { Op::Conv3x3 } else { Op::Conv };
     match (implementation(op, &x.device(), x.dtype()), plain_padding(conv)) {
         (Impl::Host, _) if op == Op::Conv3x3 => winograd_conv(conv, x, false),
@@ -26,14 +30,15 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
             let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
             cube::plain_conv2d(x, conv.weight.val(), bias, conv.stride, padding)
         }
-        // Burn's f16 convolutions accumulate in f16 (see `precision`): f32 inside, the result cast back.
-        _ if x.dtype() != DType::F32 => compute_in_f32(conv, x, |c, x| c.forward(x)),
         _ => conv.forward(x),
     }
 }
 
 /// `relu(conv.forward(x))`; the Winograd host kernel applies the ReLU as it writes its output.
 pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    if x.dtype() != DType::F32 {
+        return compute_in_f32(x, |x| conv2d_relu(conv, x));
+    }
     if is_winograd_shape(conv) && implementation(Op::Conv3x3, &x.device(), x.dtype()) == Impl::Host {
         return winograd_conv(conv, x, true);
     }
@@ -43,6 +48,11 @@ pub fn conv2d_relu(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// [`conv2d_relu`] of each of `xs` (one conv on every pyramid level, as the RPN's): the Winograd host kernel
 /// transforms the filters once for all of them.
 pub fn conv2d_relu_each(conv: &Conv2d, xs: &[Tensor<4>]) -> Vec<Tensor<4>> {
+    if let Some(x) = xs.iter().find(|x| x.dtype() != DType::F32) {
+        let dtype = x.dtype();
+        let f32s: Vec<Tensor<4>> = xs.iter().map(|x| to_f32(x.clone())).collect();
+        return conv2d_relu_each(conv, &f32s).into_iter().map(|y| y.cast(dtype)).collect();
+    }
     let host = |x: &Tensor<4>| implementation(Op::Conv3x3, &x.device(), x.dtype()) == Impl::Host;
     if is_winograd_shape(conv) && xs.iter().all(host) {
         return winograd_conv_each(conv, xs.iter().cloned(), true);
@@ -53,6 +63,8 @@ pub fn conv2d_relu_each(conv: &Conv2d, xs: &[Tensor<4>]) -> Vec<Tensor<4>> {
 /// Two convs of the same shape on one input (the RPN's objectness and box branches): on flex one GEMM pass
 /// over the input with the filters stacked, its output split; elsewhere the two convs.
 pub fn conv2d_pair(a: &Conv2d, b: &Conv2d, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+    // The RPN's outputs, which the host reads: f32 whatever the activations' precision.
+    let x = to_f32(x);
     let same = a.kernel_size == b.kernel_size && a.stride == b.stride && a.padding == b.padding;
     let same = same && a.dilation == b.dilation && a.groups == b.groups && a.bias.is_some() == b.bias.is_some();
     let op = if is_winograd_shape(a) { Op::Conv3x3 } else { Op::Conv };

@@ -23,7 +23,7 @@ use crate::ops::launch;
 
 #[backend_extension(Cube, Fusion)]
 pub trait GroupNormOps: Backend {
-    /// `x [N, C, H, W]`, `gamma`, `beta` `[C]` (x's dtype) -> `relu?(group_norm(x))`, same shape and dtype;
+    /// `x [N, C, H, W]`, `gamma`, `beta` `[C]` (f32) -> `relu?(group_norm(x))`, same shape and dtype;
     /// `relu` is 0 or 1.
     #[fusion(dtype = x, shape = x.clone())]
     fn group_norm(x: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, num_groups: u32, epsilon: f32, relu: u32) -> FloatTensor<Self>;
@@ -87,12 +87,13 @@ mod kernel {
         stats[range * 2 + 1] = 1.0f32 / f32::sqrt(m2 / f32::max(n, 1.0f32) + epsilon);
     }
 
-    /// One unit per value: `(x - mean) * rstd * gamma[c] + beta[c]`, then ReLU when `relu == 1`.
+    /// One unit per value: `(x - mean) * rstd * gamma[c] + beta[c]`, then ReLU when `relu == 1` (the affine
+    /// parameters in f32, whatever the activations' dtype).
     #[cube(launch)]
     pub fn normalize<F: Float>(
         x: &Tensor<F>,
-        gamma: &Tensor<F>,
-        beta: &Tensor<F>,
+        gamma: &Tensor<f32>,
+        beta: &Tensor<f32>,
         stats: &Tensor<f32>,
         out: &mut Tensor<F>,
         hw: usize,
@@ -108,7 +109,7 @@ mod kernel {
         let c = plane % channels;
         let range = (plane / channels) * (channels / channels_per_group) + c / channels_per_group;
         let v = (f32::cast_from(x[ABSOLUTE_POS]) - stats[range * 2]) * stats[range * 2 + 1];
-        let mut y = v * f32::cast_from(gamma[c]) + f32::cast_from(beta[c]);
+        let mut y = v * gamma[c] + beta[c];
         if relu == 1 {
             y = f32::max(y, 0.0f32);
         }
@@ -136,6 +137,7 @@ impl GroupNormOps for CubeBackend {
         let stats = empty_device_dtype(client.clone(), device.clone(), Shape::from(vec![ranges * 2]), DType::F32);
         let launch_dims = |units: usize| launch::elementwise(&client, units);
         let (count, dim) = launch_dims(ranges * lanes);
+        launch::counted();
         kernel::partial_stats::launch(
             &client,
             count,
@@ -147,8 +149,10 @@ impl GroupNormOps for CubeBackend {
             dtype_to_storage_type(dtype),
         );
         let (count, dim) = launch_dims(ranges);
+        launch::counted();
         kernel::finish_stats::launch(&client, count, dim, partials.into_tensor_arg(), stats.clone().into_tensor_arg(), lanes, epsilon);
         let (count, dim) = launch_dims(total);
+        launch::counted();
         kernel::normalize::launch(
             &client,
             count,

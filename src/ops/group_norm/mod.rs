@@ -16,6 +16,7 @@ use host::Then;
 
 use super::dispatch::{Impl, Op, implementation};
 use super::flex;
+use crate::precision::to_f32;
 
 /// `group_norm(x)` for `x: [N, C, H, W]`: statistics per sample and group, biased variance, affine.
 pub fn group_norm(x: Tensor<4>, gn: &GroupNorm) -> Tensor<4> {
@@ -41,7 +42,7 @@ pub fn group_norm_add_relu(x: Tensor<4>, gn: &GroupNorm, residual: Tensor<4>) ->
 fn forward(x: Tensor<4>, gn: &GroupNorm, relu_after: bool) -> Tensor<4> {
     match implementation(Op::GroupNorm, &x.device(), x.dtype()) {
         Impl::Host => host_group_norm(x, gn, if relu_after { Then::Relu } else { Then::Nothing }),
-        Impl::Cube => cube::group_norm(x, affine(&gn.gamma), affine(&gn.beta), gn.num_groups, gn.epsilon, relu_after),
+        Impl::Cube => cube::group_norm(x, to_f32(affine(&gn.gamma)), to_f32(affine(&gn.beta)), gn.num_groups, gn.epsilon, relu_after),
         Impl::Burn => {
             // flex in a reduced precision (f16): Burn's composition in f32, the result back in the input's dtype.
             let dtype = x.dtype();

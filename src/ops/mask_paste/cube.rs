@@ -10,14 +10,16 @@ use burn::backend::tensor::{FloatTensor, IntTensor};
 use burn::backend::{Backend, Dispatch, backend_extension};
 use burn::tensor::{DType, Int, Shape, Tensor, TensorData};
 use burn_cubecl::CubeBackend;
+
+use crate::ops::launch;
 use burn_cubecl::kernel::into_contiguous;
 use burn_cubecl::ops::numeric::empty_device_dtype;
 use cubecl::{CubeCount, CubeDim};
 
-use super::paste_window;
+use super::PasteTarget;
 use crate::error::{Error, Result};
 use crate::ops::readback::read_u32;
-use crate::structures::{BBox, Mask};
+use crate::structures::Mask;
 
 #[backend_extension(Cube, Fusion)]
 pub trait MaskPasteOps: Backend {
@@ -141,6 +143,7 @@ impl MaskPasteOps for CubeBackend {
         let (fdt, idt) = (logits.dtype, windows.dtype);
         for first in (0..dets).step_by(MAX_CUBES) {
             let chunk = (dets - first).min(MAX_CUBES) as u32;
+            launch::counted();
             kernel::paste_masks_kernel::launch(
                 &out.client,
                 CubeCount::new_2d(cubes_x, chunk),
@@ -178,30 +181,39 @@ pub fn paste_masks_packed(
     ))
 }
 
-/// The GPU path: windows and their word offsets laid out on the host, the kernel fills the words, and the
-/// packed bits are read back and unpacked into [`Mask`] windows.
-pub(super) fn paste_masks_on_device(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
+/// The GPU path: windows and their word offsets laid out on the host, the kernel fills the words (every image's
+/// detections in one pass), and the packed bits are read back and unpacked into [`Mask`] windows.
+pub(super) fn paste_masks_on_device(logits: Tensor<3>, targets: &[PasteTarget], threshold: f32) -> Result<Vec<Mask>> {
     let device = logits.device();
-    let windows: Vec<[usize; 4]> = boxes.iter().map(|b| paste_window(b, image_width, image_height)).collect();
+    let windows: Vec<[usize; 4]> = targets.iter().map(PasteTarget::window).collect();
     let words = |w: &[usize; 4]| ((w[2] - w[0]) * (w[3] - w[1])).div_ceil(32);
-    let (mut table, mut total, mut widest) = (Vec::with_capacity(boxes.len() * 5), 0usize, 0usize);
+    let (mut table, mut total, mut widest) = (Vec::with_capacity(targets.len() * 5), 0usize, 0usize);
     for w in &windows {
         table.extend([w[0], w[1], w[2] - w[0], w[3] - w[1], total].map(|v| v as i64));
         total += words(w);
         widest = widest.max(words(w));
     }
     if total > u32::MAX as usize {
-        return Err(Error::backend("mask paste", format!("{total} mask words exceed the kernel's u32 indexing")));
+        return Err(Error::invalid_argument(format!("{total} mask words exceed the paste kernel's u32 indexing: paste fewer detections at once")));
     }
     let mut masks: Vec<Mask> = windows
         .iter()
-        .map(|&[x0, y0, x1, y1]| Mask { image_width, image_height, x0, y0, x1, y1, window: vec![0; (x1 - x0) * (y1 - y0)] })
+        .zip(targets)
+        .map(|(&[x0, y0, x1, y1], t)| Mask {
+            image_width: t.image_width,
+            image_height: t.image_height,
+            x0,
+            y0,
+            x1,
+            y1,
+            window: vec![0; (x1 - x0) * (y1 - y0)],
+        })
         .collect();
     if total == 0 {
         return Ok(masks);
     }
-    let coords: Vec<f32> = boxes.iter().flatten().copied().collect();
-    let boxes = Tensor::<2>::from_data(TensorData::new(coords, [boxes.len(), 4]), &device);
+    let coords: Vec<f32> = targets.iter().flat_map(|t| t.bbox).collect();
+    let boxes = Tensor::<2>::from_data(TensorData::new(coords, [targets.len(), 4]), &device);
     let table = Tensor::<2, Int>::from_data(TensorData::new(table, [windows.len(), 5]), &device);
     let packed = paste_masks_packed(logits, boxes, table, total, widest, threshold);
     let bits = read_u32(packed, "mask paste")?;

@@ -3,7 +3,7 @@
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::paste_window;
+use super::{PasteTarget, paste_window};
 use crate::error::Result;
 use crate::ops::readback::read_f32;
 use crate::ops::sigmoid;
@@ -39,15 +39,15 @@ pub fn paste_mask(probs: &[f32], m: usize, bbox: &BBox, image_width: usize, imag
 }
 
 /// Every detection's mask pasted on the host (the logits are read back: free on flex, whose memory is the host's).
-pub(super) fn paste_masks(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
+pub(super) fn paste_masks(logits: Tensor<3>, targets: &[PasteTarget], threshold: f32) -> Result<Vec<Mask>> {
     let [_, m, _] = logits.dims();
     let logits = read_f32(logits, "mask head")?;
-    Ok(boxes
+    Ok(targets
         .par_iter()
         .zip(logits.par_chunks(m * m))
-        .map(|(b, l)| {
+        .map(|(t, l)| {
             let probs: Vec<f32> = l.iter().map(|v| sigmoid(*v)).collect();
-            paste_mask(&probs, m, b, image_width, image_height, threshold)
+            paste_mask(&probs, m, &t.bbox, t.image_width, t.image_height, threshold)
         })
         .collect())
 }

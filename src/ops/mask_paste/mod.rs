@@ -24,19 +24,37 @@ pub fn paste_window(bbox: &BBox, image_width: usize, image_height: usize) -> [us
     [x0, y0, x1, y1]
 }
 
-/// Binary masks of `logits [N, M, M]` (device) pasted into an `image_width x image_height` image at `boxes`
-/// (original-image pixels): on flex the host paste, on the GPU backends the paste kernel, which reads back only
-/// the packed windows.
-pub fn paste_masks(logits: Tensor<3>, boxes: &[BBox], image_width: usize, image_height: usize, threshold: f32) -> Result<Vec<Mask>> {
+/// Where one detection's mask goes: its box in its image's pixels and that image's size (detections of a batch
+/// go to different images).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PasteTarget {
+    /// `[x1, y1, x2, y2]` in the image's pixels.
+    pub bbox: BBox,
+    /// The image's width.
+    pub image_width: usize,
+    /// The image's height.
+    pub image_height: usize,
+}
+
+impl PasteTarget {
+    /// The CPU path's window of this target ([`paste_window`]).
+    pub fn window(&self) -> [usize; 4] {
+        paste_window(&self.bbox, self.image_width, self.image_height)
+    }
+}
+
+/// Binary masks of `logits [N, M, M]` (device) pasted at `targets` (every image of a batch at once): on flex the
+/// host paste, on the GPU backends one paste kernel for the batch, which reads back only the packed windows.
+pub fn paste_masks(logits: Tensor<3>, targets: &[PasteTarget], threshold: f32) -> Result<Vec<Mask>> {
     let [n, ..] = logits.dims();
-    if n != boxes.len() {
-        return Err(Error::backend("mask paste", format!("{n} masks for {} boxes", boxes.len())));
+    if n != targets.len() {
+        return Err(Error::internal("mask paste", format!("{n} masks for {} boxes", targets.len())));
     }
     if n == 0 {
         return Ok(Vec::new());
     }
     match implementation(Op::MaskPaste, &logits.device(), logits.dtype()) {
-        Impl::Cube => cube::paste_masks_on_device(logits, boxes, image_width, image_height, threshold),
-        _ => host::paste_masks(logits, boxes, image_width, image_height, threshold),
+        Impl::Cube => cube::paste_masks_on_device(logits, targets, threshold),
+        _ => host::paste_masks(logits, targets, threshold),
     }
 }

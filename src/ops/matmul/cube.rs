@@ -111,6 +111,7 @@ impl PlainMatmul for CubeBackend {
         let (cube_count, cube_dim) = launch::elementwise(&lhs.client, units);
         let stride = |s: &Shape| if s[0] == 1 { 0 } else { s[1] * s[2] };
         let dtype = lhs.dtype;
+        launch::counted();
         kernel::plain_matmul_kernel::launch(
             &out.client,
             cube_count,

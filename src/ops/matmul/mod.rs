@@ -17,7 +17,7 @@ use crate::precision::compute_in_f32;
 /// `fc.forward(x)` for `x: [N, in]`.
 pub fn linear(fc: &Linear, x: Tensor<2>) -> Tensor<2> {
     if x.dtype() != DType::F32 {
-        return compute_in_f32(fc, x, linear);
+        return compute_in_f32(x, |x| linear(fc, x));
     }
     if implementation(Op::Matmul, &x.device(), x.dtype()) != Impl::Cube {
         return fc.forward(x);
@@ -79,7 +79,7 @@ fn is_plain(up: &ConvTranspose2d) -> bool {
 /// windows it is one matmul to `4 K` channels, `[K, 2, 2]` per pixel, then a pixel shuffle.
 pub fn conv_transpose_2x2(up: &ConvTranspose2d, x: Tensor<4>) -> Tensor<4> {
     if x.dtype() != DType::F32 {
-        return compute_in_f32(up, x, conv_transpose_2x2);
+        return compute_in_f32(x, |x| conv_transpose_2x2(up, x));
     }
     let plain = is_plain(up);
     let [n, c, h, w] = x.dims();

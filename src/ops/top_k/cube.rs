@@ -179,6 +179,7 @@ impl TopKOps for CubeBackend {
             let high_mask = if pass == 0 { 0 } else { u32::MAX << (shift + 8) };
             let hist = zeros_client(client.clone(), device.clone(), Shape::from(vec![rows * 256]), DType::U32);
             let (count, dim) = launch::elementwise(&client, total);
+            launch::counted();
             kernel::histogram::launch(
                 &client,
                 count,
@@ -192,6 +193,7 @@ impl TopKOps for CubeBackend {
                 dtype_to_storage_type(dtype),
             );
             let (count, dim) = launch::elementwise(&client, rows);
+            launch::counted();
             kernel::pick_bin::launch(&client, count, dim, hist.into_tensor_arg(), state.clone().into_tensor_arg(), rows, shift, k, (pass == 0) as u32);
         }
         state
@@ -211,6 +213,7 @@ impl TopKOps for CubeBackend {
         }
         let (count, dim) = launch::elementwise(&client, total);
         let dtype = logits.dtype;
+        launch::counted();
         kernel::compact::launch(
             &client,
             count,

@@ -14,7 +14,6 @@ use burn::tensor::Tensor;
 use super::dispatch::{Impl, Op, implementation};
 use crate::error::Result;
 
-pub use host::top_anchors;
 
 /// One image's chosen anchors of one level, by decreasing score (index order when the level has at most `k`).
 #[derive(Debug, Clone, Default, PartialEq)]

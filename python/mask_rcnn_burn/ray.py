@@ -1,0 +1,303 @@
+"""Batch inference on a Ray cluster (``pip install ".[ray]"``): the same detections as the ``infer`` binary, over
+millions of images, with Ray Data.
+
+    import ray
+    from mask_rcnn_burn.ray import Predictor
+
+    ds = ray.data.read_binary_files("s3://bucket/images/", include_paths=True)
+    out = ds.map_batches(Predictor, fn_constructor_kwargs={"model": "r50-2x", "weights": "/models/r50.safetensors"},
+                         concurrency=8, num_cpus=2, batch_size=8)
+    out.write_parquet("s3://bucket/detections/")
+
+Each actor loads one detector; images are decoded in Rust (JPEG exactly as OpenCV decodes it) and same-shape ones go
+through the network together; each row comes out with ``path``, ``detections`` (the binary's COCO results entries for
+that image, as JSON text, masks as RLE) and ``error`` (``None``, or the one-line message: a corrupt or unreadable
+image is a row with an error, never a failed job).
+
+``python -m mask_rcnn_burn.ray --images DIR --json OUT`` runs it end to end (see ``--help``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+from typing import Any, Sequence
+
+import numpy as np
+
+from . import Detector, Error, _native, imread
+
+__all__ = ["Predictor", "image_ids", "adapter_for_gpu"]
+
+
+def _assigned_cpus() -> int | None:
+    """The CPUs Ray gave this actor (Ray sets only OMP_NUM_THREADS for them)."""
+    for source in (os.environ.get("MRB_THREADS"), os.environ.get("OMP_NUM_THREADS")):
+        if source and source.isdigit() and int(source) > 0:
+            return int(source)
+    try:
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+        return max(1, int(cpus)) if cpus else None
+    except Exception:  # not in a Ray worker
+        return None
+
+
+def adapter_for_gpu(gpu_index: int) -> str:
+    """The device spec (``wgpu:N``) of the ``gpu_index``-th hardware GPU wgpu lists: Ray hands each GPU actor its own
+    GPU ids, and Vulkan, unlike CUDA, ignores CUDA_VISIBLE_DEVICES, so the actor picks its adapter by index."""
+    hardware = [a for a in _native.adapters() if a[2] in ("DiscreteGpu", "IntegratedGpu", "VirtualGpu")]
+    if not hardware:
+        raise Error("a GPU actor, but wgpu finds no hardware GPU adapter")
+    return f"wgpu:{hardware[gpu_index % len(hardware)][0]}"
+
+
+class Predictor:
+    """A callable class for ``Dataset.map_batches``: one detector per actor.
+
+    Args:
+        model, weights, device, precision, score_thr, classes: as :class:`mask_rcnn_burn.Detector`'s. With
+            ``device="auto"`` in an actor Ray gave GPUs, the actor takes its own GPU (:func:`adapter_for_gpu`).
+        threads: the Rust thread pool's size (default: the actor's CPUs as Ray assigned them).
+        image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
+        category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
+
+    Input batches hold ``bytes`` (the encoded images) and ``path``, as ``read_binary_files(..., include_paths=True)``
+    gives them; output batches hold ``path``, ``image_id``, ``detections`` (JSON text) and ``error``.
+    """
+
+    def __init__(
+        self,
+        model: str = "r50-2x",
+        weights: str | None = None,
+        device: str = "auto",
+        precision: str = "f32",
+        score_thr: float | None = None,
+        classes: Sequence[str] | None = None,
+        threads: int | None = None,
+        image_ids: dict[str, int] | None = None,
+        category_ids: Sequence[int] | None = None,
+    ) -> None:
+        threads = threads or _assigned_cpus()
+        if threads:
+            # Read when the Rust thread pool starts, which is at the first prediction of this process.
+            os.environ["RAYON_NUM_THREADS"] = str(threads)
+        if device == "auto":
+            try:
+                import ray
+
+                gpus = ray.get_gpu_ids()
+            except Exception:
+                gpus = []
+            if gpus:
+                device = adapter_for_gpu(int(gpus[0]))
+        self.detector = Detector(model, weights=weights, device=device, precision=precision, score_thr=score_thr, classes=classes)
+        self.image_ids = image_ids
+        self.category_ids = None if category_ids is None else list(category_ids)
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        paths = [str(p) for p in batch["path"]]
+        out: dict[str, list] = {"path": paths, "image_id": [], "detections": [None] * len(paths), "error": [None] * len(paths)}
+        images, rows = [], []
+        for i, (path, data) in enumerate(zip(paths, batch["bytes"])):
+            out["image_id"].append(self._image_id(path, i))
+            try:
+                images.append(imread(bytes(data)))
+                rows.append(i)
+            except Error as e:
+                out["error"][i] = f"{path}: {e}"
+        if images:
+            try:
+                results = self.detector.predict_batch(images)
+            except Error:
+                # A batch that fails (a device out of memory) runs again image by image: each row its own outcome.
+                results = []
+                for i, image in zip(rows, images):
+                    try:
+                        results.append(self.detector.predict(image))
+                    except Error as e:
+                        out["error"][i] = f"{paths[i]}: {e}"
+                        results.append(None)
+            for i, res in zip(rows, results):
+                if res is not None:
+                    out["detections"][i] = json.dumps(res.to_coco(out["image_id"][i], self.category_ids), separators=(",", ":"))
+        return out
+
+    def _image_id(self, path: str, position: int) -> int:
+        if self.image_ids is not None:
+            key = path if path in self.image_ids else os.path.basename(path)
+            if key in self.image_ids:
+                return int(self.image_ids[key])
+        stem = pathlib.Path(path).stem
+        return int(stem) if re.fullmatch(r"\d+", stem) else -1
+
+
+def image_ids(paths: Sequence[str]) -> dict[str, int]:
+    """The binary's rule (``dataset::image_files``): a file stem that is a number is its id (COCO's
+    ``000000397133.jpg`` is 397133); when any stem is not, or two collide, every image gets its position in the
+    sorted list instead."""
+    stems = [pathlib.Path(p).stem for p in paths]
+    if all(re.fullmatch(r"\d+", s) for s in stems) and len({int(s) for s in stems}) == len(stems):
+        return {p: int(s) for p, s in zip(paths, stems)}
+    return {p: i for i, p in enumerate(paths)}
+
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+def _entries(args) -> list[tuple[str, int]]:
+    """``(path, image id)`` of every image to run, as the binary finds them."""
+    if args.annotations:
+        coco = json.loads(pathlib.Path(args.annotations).read_text())
+        out = []
+        for image in coco["images"]:
+            name = pathlib.PurePath(image["file_name"])
+            if name.is_absolute() or ".." in name.parts:
+                raise SystemExit(f"error: annotations {args.annotations}: image {image['id']}'s file_name leaves the images folder")
+            out.append((os.path.join(args.images, image["file_name"]), int(image["id"])))
+        return out
+    paths: list[str] = []
+    for item in args.inputs + ([args.images] if args.images else []):
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, f) for f in os.listdir(item) if f.lower().endswith(IMAGE_EXTENSIONS))
+            paths.extend(found)
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise SystemExit(f"error: input {item} is neither a file nor a folder")
+    ids = image_ids(paths)
+    return [(p, ids[p]) for p in paths]
+
+
+class _Results:
+    """The binary's results file: a COCO results JSON kept valid after every image, and ``<json>.done`` listing the
+    image ids it holds, so a killed run resumes with every image exactly once."""
+
+    def __init__(self, path: str, resume: bool) -> None:
+        self.path, self.done_path = path, path + ".done"
+        self.done: set[int] = set()
+        kept: list = []
+        if resume and os.path.isfile(path):
+            if not os.path.isfile(self.done_path):
+                raise SystemExit(f"error: --resume: cannot read {self.done_path}, the list of images {path} holds; restore it, or run again without --resume")
+            self.done = {int(line) for line in open(self.done_path) if line.strip()}
+            kept = [r for r in json.loads(pathlib.Path(path).read_text()) if r["image_id"] in self.done]
+        self.entries = kept
+        self._write()
+        with open(self.done_path, "w") as f:
+            f.writelines(f"{i}\n" for i in sorted(self.done))
+
+    def _write(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.entries, f, separators=(",", ":"))
+        os.replace(tmp, self.path)
+
+    def append(self, rows: list[tuple[int, list]]) -> None:
+        """Adds images' results (possibly none) and records them as done, results first."""
+        for _, entries in rows:
+            self.entries.extend(entries)
+        self._write()
+        with open(self.done_path, "a") as f:
+            for image_id, _ in rows:
+                f.write(f"{image_id}\n")
+                self.done.add(image_id)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+    import sys
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m mask_rcnn_burn.ray", description="GN Mask R-CNN over a dataset on a Ray cluster (the infer binary's dataset flags).")
+    ap.add_argument("inputs", nargs="*", help="images and folders of them")
+    ap.add_argument("--images", help="the folder of --annotations' file_names (or of the images)")
+    ap.add_argument("--annotations", help="a COCO instances file: run on its images and print COCO AP")
+    ap.add_argument("--json", required=True, help="the COCO results JSON to write")
+    ap.add_argument("--eval-json", help="with --annotations: write the bbox and segm summaries here")
+    ap.add_argument("--parquet", help="also write the rows (path, image_id, detections, error) as Parquet files here")
+    ap.add_argument("--resume", action="store_true", help="skip the images --json already holds")
+    ap.add_argument("--model", default="r50-2x")
+    ap.add_argument("--weights")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="f32")
+    ap.add_argument("--score-thr", type=float)
+    ap.add_argument("--batch", type=int, default=1, help="images per map_batches call (same-shape ones batched)")
+    ap.add_argument("--actors", type=int, default=1)
+    ap.add_argument("--cpus-per-actor", type=float, default=1)
+    ap.add_argument("--gpus-per-actor", type=float, default=0)
+    ap.add_argument("--address", help="an existing cluster (ray start --head ...); default: a local one")
+    args = ap.parse_args(argv)
+    if args.annotations and not args.images:
+        ap.error("--annotations needs --images")
+
+    import ray
+
+    entries = _entries(args)
+    results = _Results(args.json, args.resume)
+    todo = [(p, i) for p, i in entries if i not in results.done]
+    if len(todo) < len(entries):
+        print(f"resuming: {len(entries) - len(todo)} of {len(entries)} images already done")
+    categories = None
+    if args.annotations:
+        coco = json.loads(pathlib.Path(args.annotations).read_text())
+        names = {c["name"]: c["id"] for c in coco["categories"]}
+        detector_classes = Detector(args.model, weights=args.weights, device="cpu").classes
+        missing = [c for c in detector_classes if c not in names]
+        if missing:
+            raise SystemExit(f"error: class {missing[0]!r} is not a category of the annotations")
+        categories = [names[c] for c in detector_classes]
+
+    ray.init(address=args.address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    start, failed, parts = time.perf_counter(), 0, 0
+    present = [(p, i) for p, i in todo if os.path.isfile(p)]
+    for p, i in todo:
+        if not os.path.isfile(p):
+            print(f"skipped {p}: cannot read image {p}: No such file or directory", file=sys.stderr)
+            results.append([(i, [])])
+            failed += 1
+    if present:
+        ids = {p: i for p, i in present}
+        ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True)
+        kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
+                      score_thr=args.score_thr, threads=max(1, int(args.cpus_per_actor)), image_ids=ids, category_ids=categories)
+        out = ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, concurrency=args.actors, num_cpus=args.cpus_per_actor,
+                             num_gpus=args.gpus_per_actor, batch_size=args.batch, batch_format="numpy")
+        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+            rows = []
+            for path, image_id, dets, error in zip(batch["path"], batch["image_id"], batch["detections"], batch["error"]):
+                if error is not None:
+                    print(f"skipped {error}", file=sys.stderr)
+                    failed += 1
+                rows.append((int(image_id), json.loads(dets) if dets is not None else []))
+            results.append(rows)
+            if args.parquet:
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
+                os.makedirs(args.parquet, exist_ok=True)
+                table = pa.table({k: list(batch[k]) for k in ("path", "image_id", "detections", "error")})
+                pq.write_table(table, os.path.join(args.parquet, f"part-{os.getpid()}-{parts:06d}.parquet"))
+                parts += 1
+    elapsed = time.perf_counter() - start
+    print(f"{len(todo)} images in {elapsed:.1f} s ({(len(todo) - failed) / max(elapsed, 1e-9):.2f} images/s), {failed} failed")
+    print(f"wrote {args.json}")
+    if args.annotations:
+        summary = json.loads(_native.evaluate(args.annotations, args.json))
+        for name in ("bbox", "segm"):
+            print(f"\nCOCO {name}:")
+            for line in summary[name]["lines"]:
+                print(line)
+        if args.eval_json:
+            with open(args.eval_json, "w") as f:
+                json.dump({k: summary[k]["stats"] for k in ("bbox", "segm")}, f, indent=2)
+            print(f"wrote {args.eval_json}")
+    ray.shutdown()
+    return 3 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
