@@ -4,7 +4,7 @@
 # uses rebuilds Burn, ~25 minutes on 2 cores). Prints the crates whose features differ and fails if there is one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tree() { cargo tree --locked --prefix none --target host -f '{p} [{f}]' "$@" | sed 's/ (\*)$//' | sort -u; }
+tree() { cargo tree --locked --prefix none -f '{p} [{f}]' "$@" | sed 's/ (\*)$//' | sort -u; }
 # The test build: the root package with its dev-dependencies. The wheel: the binding crate, no dev-dependencies.
 tree -p mask-rcnn-burn -e normal,build,dev > /tmp/features-tests.txt
 tree -p mask-rcnn-burn-python -e normal,build > /tmp/features-python.txt

@@ -121,12 +121,15 @@ impl DeviceProfile {
                 let i = match index {
                     Some(i) if i < list.len() => i,
                     Some(i) => {
-                        return Err(Error::invalid_argument(format!(
-                            "--device {spec}: adapter {i} does not exist ({} has {} adapter(s): {})",
-                            api.name(),
-                            list.len(),
-                            list.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
-                        )));
+                        return Err(Error::UnsupportedDevice {
+                            device: spec.to_string(),
+                            reason: format!(
+                                "adapter {i} does not exist ({} has {} adapter(s): {})",
+                                api.name(),
+                                list.len(),
+                                list.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                            ),
+                        });
                     }
                     None => list.iter().position(Adapter::hardware).unwrap_or(0),
                 };

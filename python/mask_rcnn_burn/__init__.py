@@ -21,8 +21,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from . import _native
-from .errors import ConfigError, DatasetError, DeviceError, Error, FileError, ImageError, WeightsError
+# Mesa's Vulkan device-select layer prints "XDG_RUNTIME_DIR is invalid or not set" twice at every adapter probe on a
+# machine without a Wayland session (servers, containers, CI); with no display to select by, it is switched off, as
+# the infer binary does (unless the user steers it).
+if not os.environ.get("XDG_RUNTIME_DIR") and not any(v in os.environ for v in ("NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT", "DRI_PRIME")):
+    os.environ["NODEVICE_SELECT"] = "1"
+
+from . import _native  # noqa: E402
+from .errors import ConfigError, DatasetError, DeviceError, Error, FileError, ImageError, WeightsError  # noqa: E402
 
 __all__ = [
     "Detector",

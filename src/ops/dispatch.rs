@@ -1,21 +1,23 @@
 //! Which implementation runs each operator on a tensor's device: the one place that decides.
 //!
-//! | operator | flex, f32 | flex, f16 | GPU, software adapter (lavapipe) | GPU, hardware |
-//! |---|---|---|---|---|
-//! | 3x3 stride-1 conv | host Winograd | Burn | plain CubeCL conv | Burn's tuned conv |
-//! | other convs | host im2col + GEMM | Burn | plain CubeCL conv | Burn's tuned conv |
-//! | fc layers | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul |
-//! | 2x2 stride-2 deconv | host GEMM per RoI | host GEMM per RoI, in f32 | plain CubeCL matmul | Burn's tuned matmul |
-//! | GroupNorm (+ReLU, +residual) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels |
-//! | FPN upsample + add | host, in place | Burn | Burn | Burn |
-//! | stem's 3x3 stride-2 max pool | host | Burn | Burn | Burn |
-//! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel |
-//! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel |
-//! | RPN top-k anchors and their deltas | host sort | host sort | CubeCL radix select | CubeCL radix select |
+//! | operator | flex, f32 | flex, f16 (computed in f32) | GPU, software adapter (lavapipe) | GPU, hardware | hardware branch tested on lavapipe |
+//! |---|---|---|---|---|---|
+//! | 3x3 stride-1 conv | host Winograd | host Winograd | plain CubeCL conv | Burn's tuned conv | yes |
+//! | other convs | host im2col + GEMM | host im2col + GEMM | plain CubeCL conv | Burn's tuned conv | 3x3 stride 2 as above; 1x1: no (crashes) |
+//! | fc layers | Burn | Burn | plain CubeCL matmul | Burn's tuned matmul | no: crashes lavapipe's compiler |
+//! | 2x2 stride-2 deconv | host GEMM per RoI | host GEMM per RoI | plain CubeCL matmul | Burn's tuned matmul | no: crashes |
+//! | GroupNorm (+ReLU, +residual) | host kernel | Burn, in f32 | CubeCL kernels | CubeCL kernels | yes |
+//! | FPN upsample + add | host, in place | Burn | Burn | Burn | (the software branch) |
+//! | stem's 3x3 stride-2 max pool | host | Burn | Burn | Burn | (the software branch) |
+//! | RoIAlign | host reference | host reference | CubeCL kernel | CubeCL kernel | yes |
+//! | mask paste | host reference | host reference | CubeCL kernel | CubeCL kernel | (the software branch) |
+//! | RPN top-k anchors and their deltas | host sort | host sort | CubeCL radix select | CubeCL radix select | (the software branch) |
 //!
 //! Software adapters get plain kernels because lavapipe segfaults compiling Burn 0.22.1's tiled matmul and
 //! Burn's conv autotuner times every candidate there on every new shape (seconds per run); flex's host kernels
-//! exist where Burn's generic ops were the measured bottleneck (`cargo bench --bench ops`).
+//! exist where Burn's generic ops were the measured bottleneck (`cargo bench --bench ops`). The last column: CI runs
+//! each hardware branch on lavapipe under a profile claiming hardware (`tests/gpu.rs`,
+//! `examples/hardware_branch.rs`) wherever lavapipe can run it; Burn's matmul-based kernels crash it (SIGSEGV).
 
 use burn::tensor::{DType, Device};
 

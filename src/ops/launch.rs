@@ -1,7 +1,7 @@
 //! What the CubeCL kernels share: the launch preamble, the store of a register-blocked output block, and the
 //! count of this crate's kernel launches (CubeCL keeps none), which the batch tests and reports read.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cubecl::client::Client;
 use cubecl::{CubeCount, CubeDim, calculate_cube_count_elemwise};
@@ -15,21 +15,19 @@ pub(crate) fn elementwise(client: &Client, units: usize) -> (CubeCount, CubeDim)
 
 pub(crate) use block::store_block;
 
-thread_local! {
-    /// This crate's kernel launches made by this thread (Burn's own kernels are not counted). Per thread, as the
-    /// read-back counters are, so that a caller measuring its own predictions is not counting another thread's;
-    /// a fused stream runs its operations on the thread that flushes it, the one that reads the results.
-    static LAUNCHES: Cell<u64> = const { Cell::new(0) };
-}
+/// This crate's kernel launches in this process (Burn's own kernels are not counted). Process-wide: Burn's fusion
+/// runs the operations of a stream on a thread of its own, not on the thread that asked for them, so a count per
+/// calling thread would see none. Measure it where nothing else runs kernels (examples/launches.rs, gpu_report).
+static LAUNCHES: AtomicU64 = AtomicU64::new(0);
 
 /// Counts one launch of a kernel of this crate.
 pub(crate) fn counted() {
-    LAUNCHES.set(LAUNCHES.get() + 1);
+    LAUNCHES.fetch_add(1, Ordering::Relaxed);
 }
 
-/// This crate's kernel launches made by this thread so far.
+/// This crate's kernel launches so far in this process.
 pub fn launches() -> u64 {
-    LAUNCHES.get()
+    LAUNCHES.load(Ordering::Relaxed)
 }
 
 mod block {
