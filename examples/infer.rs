@@ -107,7 +107,7 @@ struct Args {
     match_metric: String,
     /// With --slice: the match threshold.
     #[arg(long, default_value_t = 0.5, requires = "slice")]
-    match_threshold: f32,
+    match_threshold: f64,
     /// With --slice: keep at most this many detections per image.
     #[arg(long, requires = "slice")]
     max_detections: Option<usize>,

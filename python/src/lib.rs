@@ -157,7 +157,7 @@ impl NativeDetector {
         full_image: bool,
         merge: &str,
         metric: &str,
-        threshold: f32,
+        threshold: f64,
         class_agnostic: bool,
         max_detections: Option<usize>,
     ) -> PyResult<NativeResult> {

@@ -201,3 +201,15 @@ def test_help_reads_like_a_library():
     assert "weights" in text and "device" in text and "Raises" in text
     assert "r50-2x" in mrb.models() and "x101-ws-2x" in mrb.models()
     assert mrb.__version__
+
+
+def test_sliced_prediction_tiles_a_large_image(detector):
+    big = np.concatenate([mrb.imread(HOPPER), mrb.imread(HOPPER)[:, ::-1]], axis=1)  # 1280 x 480
+    res = detector.predict_sliced(big, slice=(512, 512), overlap=0.2)
+    assert res.image_size == (480, 1280) and len(res) > 0
+    assert (res.boxes[:, 2] <= 1280).all() and (res.scores[:-1] >= res.scores[1:]).all()
+    assert len(detector.predict_sliced(big, slice=(512, 512), overlap=0.2, max_detections=5)) == 5
+    with pytest.raises(ValueError):
+        detector.predict_sliced(big, slice=(512, 512), overlap=1.0)
+    with pytest.raises(ValueError):
+        detector.predict_sliced(big, merge="average")

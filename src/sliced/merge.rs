@@ -42,8 +42,8 @@ pub struct MergeConfig {
     pub kind: MergeKind,
     /// The overlap measure.
     pub metric: MatchMetric,
-    /// Detections overlapping at least this much are merged (or suppressed).
-    pub threshold: f32,
+    /// Detections overlapping at least this much are merged (or suppressed); an f64, as SAHI's Python float is.
+    pub threshold: f64,
     /// Match detections of different classes too.
     pub class_agnostic: bool,
 }
@@ -116,7 +116,7 @@ fn matches(a: &BBox, b: &BBox, config: &MergeConfig, strict: Strict) -> bool {
         MatchMetric::Ios => area_a.min(area_b),
         MatchMetric::Iou => area_a + area_b - inter,
     };
-    let threshold = config.threshold as f64;
+    let threshold = config.threshold;
     match strict {
         Strict::AtLeast => (if denominator > 0.0 { inter / denominator } else { 0.0 }) >= threshold,
         // No zero guard in `has_match`: 0 / 0 is NaN, which matches nothing.

@@ -23,7 +23,7 @@ pub use resolve::{cache_dir, convert_pth, resolve_weights, resolve_weights_in};
 pub use state_dict::{HostTensor, StateDict};
 pub use values::Values;
 
-/// The weight mapping, for the crate's tests ([`crate::internals`]).
+/// The weight mapping, for the stage hooks the tests use (the crate root's `internals`).
 pub(crate) mod internals {
     pub use super::keys::KeySpec;
     pub use super::mapping::{expected_keys, load_state_dict};
