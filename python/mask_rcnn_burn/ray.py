@@ -251,7 +251,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit(f"error: class {missing[0]!r} is not a category of the annotations")
         categories = [names[c] for c in detector_classes]
 
-    ray.init(address=args.address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
+    import logging
+
+    ray.init(address=args.address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     start, failed, parts = time.perf_counter(), 0, 0
     present = [(p, i) for p, i in todo if os.path.isfile(p)]
     for p, i in todo:
@@ -264,22 +270,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True)
         kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
                       score_thr=args.score_thr, threads=max(1, int(args.cpus_per_actor)), image_ids=ids, category_ids=categories)
-        out = ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, concurrency=args.actors, num_cpus=args.cpus_per_actor,
-                             num_gpus=args.gpus_per_actor, batch_size=args.batch, batch_format="numpy")
+        out = ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
+                             num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, batch_size=args.batch, batch_format="numpy")
         for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
             rows = []
             for path, image_id, dets, error in zip(batch["path"], batch["image_id"], batch["detections"], batch["error"]):
-                if error is not None:
+                # Missing values come back as None or NaN, depending on the block format.
+                if isinstance(error, str) and error:
                     print(f"skipped {error}", file=sys.stderr)
                     failed += 1
-                rows.append((int(image_id), json.loads(dets) if dets is not None else []))
+                rows.append((int(image_id), json.loads(dets) if isinstance(dets, str) else []))
             results.append(rows)
             if args.parquet:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
                 os.makedirs(args.parquet, exist_ok=True)
-                table = pa.table({k: list(batch[k]) for k in ("path", "image_id", "detections", "error")})
+                clean = lambda v: v if isinstance(v, str) else None  # noqa: E731
+                table = pa.table({"path": [str(p) for p in batch["path"]], "image_id": [int(i) for i in batch["image_id"]],
+                                  "detections": [clean(d) for d in batch["detections"]], "error": [clean(e) for e in batch["error"]]})
                 pq.write_table(table, os.path.join(args.parquet, f"part-{os.getpid()}-{parts:06d}.parquet"))
                 parts += 1
     elapsed = time.perf_counter() - start

@@ -1,0 +1,123 @@
+"""The Ray Data runner on a local cluster: the same detections and AP as the infer binary, errors as rows, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="the [ray] extra is not installed")
+
+from mask_rcnn_burn import ray as mrb_ray  # noqa: E402
+
+from conftest import FIXTURES  # noqa: E402
+
+COCO = FIXTURES / "coco_eval" / "instances.json"
+IMAGES = FIXTURES / "images"
+
+
+def by_image(entries: list[dict]) -> dict[int, list[dict]]:
+    out: dict[int, list[dict]] = {}
+    for e in entries:
+        out.setdefault(e["image_id"], []).append(e)
+    return out
+
+
+def binary(infer_bin, args, tmp_path, name) -> tuple[dict, dict | None, subprocess.CompletedProcess]:
+    out, ap = tmp_path / f"{name}.json", tmp_path / f"{name}_ap.json"
+    extra = ["--eval-json", str(ap)] if "--annotations" in args else []
+    run = subprocess.run([str(infer_bin), *args, "--json", str(out), *extra], capture_output=True, text=True)
+    return by_image(json.loads(out.read_text())), (json.loads(ap.read_text()) if ap.exists() else None), run
+
+
+def test_two_actors_give_the_binarys_detections_and_ap(infer_bin, weights, config_320, tmp_path):
+    common = ["--model", str(config_320), "--weights", str(weights), "--device", "cpu"]
+    want, want_ap, run = binary(infer_bin, ["--annotations", str(COCO), "--images", str(IMAGES), *common], tmp_path, "binary")
+    assert run.returncode == 0, run.stderr
+    out, ap = tmp_path / "ray.json", tmp_path / "ray_ap.json"
+    code = mrb_ray.main(["--annotations", str(COCO), "--images", str(IMAGES), *common, "--json", str(out), "--eval-json", str(ap),
+                         "--actors", "2", "--cpus-per-actor", "0.5", "--parquet", str(tmp_path / "parquet")])
+    assert code == 0
+    got = by_image(json.loads(out.read_text()))
+    assert got == want and len(got) == 3
+    assert json.loads(ap.read_text()) == want_ap
+    # pycocotools on the Ray run's results: the same 12 + 12 numbers.
+    from pycocotools.coco import COCO as Coco
+    from pycocotools.cocoeval import COCOeval
+
+    gt = Coco(str(COCO))
+    for kind in ("bbox", "segm"):
+        e = COCOeval(gt, gt.loadRes(str(out)), kind)
+        e.evaluate(), e.accumulate(), e.summarize()
+        ours = [want_ap[kind][k] for k in ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")]
+        assert all(abs(a - b) <= 1e-4 for a, b in zip(e.stats, ours)), (kind, list(e.stats), ours)
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(tmp_path / "parquet")
+    assert sorted(table.column("image_id").to_pylist()) == [1, 2, 3]
+    assert ray.is_initialized() is False
+
+
+def test_corrupt_and_missing_images_are_rows_with_errors(infer_bin, weights, config_320, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, name in enumerate(["hopper_640x480.png", "coffee_600x400_q85.jpg"]):
+        shutil.copy(IMAGES / name, folder / f"{i + 1:06d}{pathlib.Path(name).suffix}")
+    (folder / "000003.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    coco = json.loads(COCO.read_text())
+    coco["images"] = [{"id": 1, "file_name": "000001.png", "width": 640, "height": 480},
+                      {"id": 2, "file_name": "000002.jpg", "width": 600, "height": 400},
+                      {"id": 3, "file_name": "000003.png", "width": 600, "height": 400},
+                      {"id": 4, "file_name": "000004.png", "width": 600, "height": 400}]
+    coco["annotations"] = [a for a in coco["annotations"] if a["image_id"] in (1, 2)]
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps(coco))
+    common = ["--annotations", str(ann), "--images", str(folder), "--model", str(config_320), "--weights", str(weights), "--device", "cpu"]
+    want, want_ap, run = binary(infer_bin, common, tmp_path, "binary")
+    assert run.returncode == 3, run.stderr
+    out = tmp_path / "ray.json"
+    code = mrb_ray.main([*common, "--json", str(out), "--eval-json", str(tmp_path / "ray_ap.json"), "--actors", "2", "--cpus-per-actor", "0.5"])
+    assert code == 3, "the job completes, with the failed images counted"
+    assert by_image(json.loads(out.read_text())) == want
+    assert json.loads((tmp_path / "ray_ap.json").read_text()) == want_ap
+    done = [int(v) for v in pathlib.Path(str(out) + ".done").read_text().split()]
+    assert sorted(done) == [1, 2, 3, 4]
+
+
+def test_a_killed_job_resumes_with_every_image_once(infer_bin, weights, config_320, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(6):
+        shutil.copy(IMAGES / ("hopper_640x480.png" if i % 2 else "coffee_600x400.png"), folder / f"{i + 10:06d}.png")
+    common = [str(folder), "--model", str(config_320), "--weights", str(weights), "--device", "cpu"]
+    want, _, run = binary(infer_bin, common, tmp_path, "binary")
+    assert run.returncode == 0, run.stderr
+    out = tmp_path / "ray.json"
+    done = pathlib.Path(str(out) + ".done")
+    cmd = [sys.executable, "-m", "mask_rcnn_burn.ray", *common, "--json", str(out), "--actors", "1", "--cpus-per-actor", "0.5"]
+    job = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (done.exists() and len(done.read_text().split()) >= 1):
+        time.sleep(0.2)
+    os.killpg(job.pid, signal.SIGINT)
+    job.wait(timeout=120)
+    finished_before = len(done.read_text().split())
+    assert 1 <= finished_before < 6, f"killed after {finished_before} images"
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    ids = [int(v) for v in done.read_text().split()]
+    assert sorted(ids) == list(range(10, 16)), "every image exactly once"
+    assert by_image(json.loads(out.read_text())) == want
+    # Both clusters shut down (the killed one through its own exit handler): no Ray process is left once they finish
+    # stopping (a few seconds).
+    deadline = time.time() + 30
+    while (leftover := subprocess.run(["pgrep", "-f", "ray::|raylet|gcs_server"], capture_output=True, text=True).stdout.split()):
+        assert time.time() < deadline, f"Ray processes left behind: {leftover}"
+        time.sleep(0.5)
