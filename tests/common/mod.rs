@@ -287,11 +287,12 @@ pub fn check_end_to_end(case: &str, det: Detector, iou: f32, score_tol: f32) -> 
     (pairs.len(), mask_ratio)
 }
 
-/// [`check_end_to_end`] with the flex tests' thresholds (label, box IoU >= 0.98, |score diff| <= 2e-3), asserting
-/// at least 98 of 100 matched and mask intersection/union >= 0.99 over the pairs. `label` names the device.
+/// [`check_end_to_end`] with the f32 tests' thresholds (label, box IoU >= 0.98, |score diff| <= 2e-3), asserting
+/// all 100 matched and mask intersection/union >= 0.9995 over the pairs (measured 0.99983..0.99997 on the seven
+/// cases; the margin is ~1/3 of the measured loss). `label` names the device.
 pub fn assert_end_to_end(case: &str, det: Detector, label: &str) {
     let (matched, mask) = check_end_to_end(case, det, 0.98, 2e-3);
     println!("{label} {case}: {matched}/100 matched, mask I/U {mask:.5}");
-    assert!(matched >= 98, "{label} {case}: only {matched} of 100 detections matched");
-    assert!(mask >= 0.99, "{label} {case}: mask intersection/union {mask}");
+    assert_eq!(matched, 100, "{label} {case}: only {matched} of 100 detections matched");
+    assert!(mask >= 0.9995, "{label} {case}: mask intersection/union {mask}");
 }
