@@ -6,6 +6,8 @@
 # Environment: W (weights, default the tests' synthetic R-50 file), IMG, MODEL (r50-2x), SETTLE (8).
 set -euo pipefail
 export LC_ALL=C
+# Pinned as benches/side_by_side.py pins every contender: 2 threads.
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-2}
 if [ $# -lt 2 ]; then
   echo "usage: $0 N BUILD_A [BUILD_B ...]" >&2
   exit 2

@@ -91,6 +91,8 @@ warm_dir = os.path.join(scratch, "warm")
 os.makedirs(warm_dir)
 for i in range(args.warm_images):
     shutil.copy(args.image, os.path.join(warm_dir, f"{i}{os.path.splitext(args.image)[1]}"))
+# Ours pinned to 2 threads as the others are (rayon's pool; Burn's flex and our kernels run on it).
+ours_env = {**os.environ, "RAYON_NUM_THREADS": "2"}
 ours_args = ["--weights", args.weights, "--device", "flex", "--model", args.model]
 
 times = {k: [] for k in ["mmdet e2e", "ours e2e cold CLI (wall)", "ours e2e cold (predict)", "ours e2e folder (per image)",
@@ -110,14 +112,14 @@ for r in range(args.rounds):
         times["torch backbone+FPN"].append(timed(lambda: BackboneNeck(model)(x)))
     time.sleep(args.settle)
     t = time.perf_counter()
-    out = subprocess.run([args.infer, args.image, *ours_args, "--timings"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([args.infer, args.image, *ours_args, "--timings"], env=ours_env, capture_output=True, text=True, check=True).stdout
     times["ours e2e cold CLI (wall)"].append(time.perf_counter() - t)
     times["ours e2e cold (predict)"].append(float(re.search(r"total (\d+) ms", out).group(1)) / 1e3)
     times["ours backbone+FPN (cold)"].append(float(re.search(r"backbone\+fpn (\d+) ms", out).group(1)) / 1e3)
     times["onnxruntime backbone+FPN"].append(timed(lambda: ort_sess.run(None, {"x": feed})))
     times["openvino backbone+FPN"].append(timed(lambda: ov_model(feed)))
     time.sleep(args.settle)
-    out = subprocess.run([args.infer, warm_dir, *ours_args, "--timings"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([args.infer, warm_dir, *ours_args, "--timings"], env=ours_env, capture_output=True, text=True, check=True).stdout
     n, secs = re.search(r"(\d+) images in ([\d.]+) s", out).groups()
     times["ours e2e folder (per image)"].append(float(secs) / int(n))
     # The folder's images after its first: the stage warm in one process, as ORT's and OpenVINO's sessions are.

@@ -91,8 +91,13 @@ fn reassembled(name: &str, manifest: &str) -> PathBuf {
     out.extend_from_slice(&skeleton[taken..]);
     let sha: String = Sha256::digest(&out).iter().map(|b| format!("{b:02x}")).collect();
     assert_eq!((out.len() as u64, sha.as_str()), (listing.size, listing.sha256.as_str()), "{name} is not the file torch.save wrote");
-    let path = std::env::temp_dir().join(format!("mask-rcnn-burn-{}-{name}", std::process::id()));
-    std::fs::write(&path, out).unwrap();
+    // Named by content (checked above), so runs share one copy instead of leaving one each behind.
+    let path = std::env::temp_dir().join(format!("mask-rcnn-burn-{}-{name}", &sha[..16]));
+    if std::fs::metadata(&path).map(|m| m.len()) != Ok(listing.size) {
+        let partial = path.with_extension(format!("part{}", std::process::id()));
+        std::fs::write(&partial, out).unwrap();
+        std::fs::rename(&partial, &path).unwrap();
+    }
     made.push((name.to_string(), path.clone()));
     path
 }

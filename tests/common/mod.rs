@@ -16,12 +16,36 @@ use safetensors::SafeTensors;
 use serde::Deserialize;
 
 /// `name` in the scratch folder of the running test (`$TMP/mask-rcnn-burn-<suite>-<pid>/<test function>/`),
-/// created: tests running in parallel never share a scratch file.
+/// created: tests running in parallel never share a scratch file. The folders of earlier runs of the suite whose
+/// process has ended are removed on first use (kept until then, to look at after a failure).
 pub fn scratch_file(suite: &str, name: &str) -> PathBuf {
+    static CLEANED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut cleaned = CLEANED.lock().unwrap();
+    if !cleaned.iter().any(|s| s == suite) {
+        remove_stale_scratch(suite);
+        cleaned.push(suite.to_string());
+    }
+    drop(cleaned);
     let test = std::thread::current().name().unwrap_or("main").replace("::", "-");
     let dir = std::env::temp_dir().join(format!("mask-rcnn-burn-{suite}-{}", std::process::id())).join(test);
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
+}
+
+/// Removes `$TMP/mask-rcnn-burn-<suite>-<pid>` folders whose process no longer runs (Linux: no `/proc/<pid>`).
+fn remove_stale_scratch(suite: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!("mask-rcnn-burn-{suite}-");
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            std::fs::remove_dir_all(entry.path()).ok();
+        }
+    }
 }
 
 /// target/release/examples/infer, built from the current sources (see [`example_bin`]).

@@ -1,0 +1,79 @@
+"""Ray Data against the binary on one machine: the same folder of images, the same weights, rounds alternated.
+
+    python benches/ray_throughput.py --weights W.safetensors [--copies 36] [--rounds 2]
+
+Contenders, each over a folder of copies of tests/fixtures/images/coffee_600x400.png (a 1200x800 network input):
+- the `infer` example binary's folder run (2 threads);
+- `python -m mask_rcnn_burn.ray` with 1 actor x 2 threads, and with 2 actors x 1 thread, on a local cluster.
+Throughput is images over the job's seconds as each prints them: the binary's from the model loaded, Ray's from
+the cluster up (actors' start and model load included); the wall time of each command, cluster start included, is
+printed beside it. Ray's start-up (actor processes, model load: a few seconds) is a fixed cost, amortised over the
+images: the default 36 images are ~70 s of work. Ray's logical CPUs are what the actors ask (1 or 0.5 each), so its read tasks are never starved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], env: dict) -> tuple[float, float]:
+    """(images/s as the command prints it, wall seconds)."""
+    start = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
+    wall = time.perf_counter() - start
+    n, secs = re.search(r"(\d+) images in ([\d.]+) s", out).groups()
+    return int(n) / float(secs), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--copies", type=int, default=36)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--infer", default=str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/examples/infer"))
+    args = ap.parse_args()
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="mrb-ray-bench-"))
+    folder = scratch / "images"
+    folder.mkdir()
+    for i in range(args.copies):
+        shutil.copy(ROOT / "tests/fixtures/images/coffee_600x400.png", folder / f"{i + 1:06d}.png")
+    common = [str(folder), "--model", "r50-2x", "--weights", args.weights, "--device", "cpu"]
+    env = {**os.environ, "RAYON_NUM_THREADS": "2"}
+    ray = [sys.executable, "-m", "mask_rcnn_burn.ray", *common]
+    contenders = {
+        "binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")],
+        "ray 1 actor x 2 threads": [*ray, "--json", str(scratch / "ray1.json"), "--actors", "1", "--cpus-per-actor", "1", "--threads", "2"],
+        "ray 2 actors x 1 thread": [*ray, "--json", str(scratch / "ray2.json"), "--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
+    }
+    rates: dict[str, list[float]] = {k: [] for k in contenders}
+    walls: dict[str, list[float]] = {k: [] for k in contenders}
+    for r in range(args.rounds):
+        for name, cmd in contenders.items():
+            for f in scratch.glob("*.json*"):
+                f.unlink()
+            time.sleep(2)
+            rate, wall = run(cmd, env)
+            rates[name].append(rate)
+            walls[name].append(wall)
+            print(f"round {r + 1}: {name}: {rate:.3f} images/s, wall {wall:.1f} s", flush=True)
+    base = statistics.median(rates["binary (2 threads)"])
+    print(f"\nmedians over {args.rounds} rounds of {args.copies} images")
+    for name in contenders:
+        rate = statistics.median(rates[name])
+        print(f"  {name:26s} {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {base / rate:.3f}")
+    shutil.rmtree(scratch)
+
+
+if __name__ == "__main__":
+    main()
