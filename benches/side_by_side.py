@@ -34,7 +34,11 @@ p = argparse.ArgumentParser()
 p.add_argument("weights")
 p.add_argument("image")
 p.add_argument("--rounds", type=int, default=5)
-p.add_argument("--model", default="r50-2x", choices=["r50-2x", "r101-2x"], help="the crate's config; the weights must fit it")
+# The crate's config alias -> mmdetection's config (under its .mim/configs).
+MMDET_CONFIGS = {"r50-2x": "gn/mask-rcnn_r50_fpn_gn-all_2x_coco.py", "r101-2x": "gn/mask-rcnn_r101_fpn_gn-all_2x_coco.py",
+                 "r50-ws-2x": "gn+ws/mask-rcnn_r50_fpn_gn-ws-all_2x_coco.py",
+                 "x101-ws-2x": "gn+ws/mask-rcnn_x101-32x4d_fpn_gn-ws-all_2x_coco.py"}
+p.add_argument("--model", default="r50-2x", choices=sorted(MMDET_CONFIGS), help="the crate's config; the weights must fit it")
 p.add_argument("--settle", type=float, default=1.0, help="seconds of quiet before each contender (PyTorch's and ONNX Runtime's idle threads spin for a while after a call)")
 p.add_argument("--warm-images", type=int, default=4, help="copies of the image in the folder run (its first image is cold too)")
 p.add_argument("--infer", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "examples", "infer"))
@@ -43,7 +47,7 @@ if args.warm_images < 2:
     p.error("--warm-images must be at least 2 (the first image of the folder run is cold)")
 
 register_all_modules(init_default_scope=True)
-cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", "gn", f"mask-rcnn_{args.model.split('-')[0]}_fpn_gn-all_2x_coco.py"))
+cfg = Config.fromfile(os.path.join(os.path.dirname(mmdet.__file__), ".mim", "configs", MMDET_CONFIGS[args.model]))
 cfg.model.backbone.init_cfg = None
 model = MODELS.build(copy.deepcopy(cfg.model))
 model.cfg = cfg

@@ -117,6 +117,18 @@ fn main() -> ExitCode {
     // SAFETY: first thing in main: no other thread exists yet.
     unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
     mask_rcnn_burn::alloc::keep_freed_memory();
+    let code = cli();
+    if std::env::var_os("MASK_RCNN_BURN_PEAK_RSS").is_some() {
+        // The process's own peak resident memory (VmHWM: this program's, not a parent's before exec), for tests.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().trim_end_matches(" kB").to_string());
+        println!("peak RSS: {} kB", kib.unwrap_or_else(|| "unknown".into()));
+    }
+    code
+}
+
+/// Parses the arguments and runs; every error is one line on stderr (exit 2: usage, 1: failure, 3: some images).
+fn cli() -> ExitCode {
     let args = match Args::try_parse() {
         Ok(args) => args,
         Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion) => e.exit(),
@@ -126,14 +138,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = main_run(args);
-    if std::env::var_os("MASK_RCNN_BURN_PEAK_RSS").is_some() {
-        // The process's own peak resident memory (VmHWM: this program's, not a parent's before exec), for tests.
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).map(|v| v.trim().trim_end_matches(" kB").to_string());
-        println!("peak RSS: {} kB", kib.unwrap_or_else(|| "unknown".into()));
-    }
-    match outcome {
+    match main_run(args) {
         Ok(0) => ExitCode::SUCCESS,
         Ok(failed) => {
             eprintln!("{failed} image(s) failed");

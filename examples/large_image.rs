@@ -118,7 +118,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         return Ok(());
     }
-    println!("| image | detections | predict | JSON (window RLE) | JSON (dense RLE, before) | PNG | (JSON + PNG) / predict |");
+    println!("| image | detections | predict | JSON (window RLE) | JSON (dense RLE, before) | PNG (of which drawing) | (JSON + PNG) / predict |");
     println!("|---|---|---|---|---|---|---|");
     for s in &args.sizes {
         let (w, h) = size(s);
@@ -134,8 +134,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (dense, _) = time(1, || dets.items.iter().map(|d| encode_dense(&d.mask.to_dense(), h, w).counts.len()).sum::<usize>());
         let png_path = dir.join("out.png");
         let (png, _) = time(args.runs, || save_png(&annotate(&img, &dets), &png_path).expect("png"));
+        let (draw, _) = time(args.runs, || annotate(&img, &dets));
         println!(
-            "| {w}x{h} | {} | {predict:.2} s | {json:.3} s | {dense:.2} s | {png:.2} s | {:.0}% |",
+            "| {w}x{h} | {} | {predict:.2} s | {json:.3} s | {dense:.2} s | {png:.2} s ({draw:.2} s drawing) | {:.0}% |",
             dets.len(),
             100.0 * (json + png) / predict
         );

@@ -9,7 +9,7 @@
 //!
 //! A binary opts in with two lines (the `infer` example does):
 //!
-//! ```ignore
+//! ```no_run
 //! #[global_allocator]
 //! static ALLOC: mask_rcnn_burn::alloc::MiMalloc = mask_rcnn_burn::alloc::MiMalloc;
 //! fn main() { mask_rcnn_burn::alloc::keep_freed_memory(); /* ... */ }

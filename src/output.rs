@@ -9,7 +9,7 @@ pub struct Detection {
     pub bbox: BBox,
     /// Confidence in [0, 1].
     pub score: f32,
-    /// Class index 0..79.
+    /// Class index, `0..num_classes` of the checkpoint.
     pub label: usize,
     /// The class's name.
     pub class_name: String,

@@ -93,7 +93,7 @@ fn reassembled(name: &str, manifest: &str) -> PathBuf {
     assert_eq!((out.len() as u64, sha.as_str()), (listing.size, listing.sha256.as_str()), "{name} is not the file torch.save wrote");
     // Named by content (checked above), so runs share one copy instead of leaving one each behind.
     let path = std::env::temp_dir().join(format!("mask-rcnn-burn-{}-{name}", &sha[..16]));
-    if std::fs::metadata(&path).map(|m| m.len()) != Ok(listing.size) {
+    if std::fs::metadata(&path).ok().map(|m| m.len()) != Some(listing.size) {
         let partial = path.with_extension(format!("part{}", std::process::id()));
         std::fs::write(&partial, out).unwrap();
         std::fs::rename(&partial, &path).unwrap();

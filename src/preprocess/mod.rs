@@ -38,6 +38,19 @@ impl Preprocessed {
         let (h, w) = self.meta.pad_shape;
         Tensor::from_data(TensorData::new(self.input.clone(), [1, 3, h, w]), device)
     }
+
+    /// The network inputs of a batch as one `[N, 3, H, W]` tensor; every input must have the same padded shape.
+    pub(crate) fn stack(batch: &[&Preprocessed], device: &Device) -> crate::error::Result<Tensor<4>> {
+        let (h, w) = batch.first().map(|p| p.meta.pad_shape).ok_or_else(|| crate::error::Error::invalid_argument("an empty batch"))?;
+        if let Some(p) = batch.iter().find(|p| p.meta.pad_shape != (h, w)) {
+            return Err(crate::error::Error::invalid_argument(format!("a batch mixes padded shapes {:?} and {:?}", (h, w), p.meta.pad_shape)));
+        }
+        if let [one] = batch {
+            return Ok(one.to_tensor(device));
+        }
+        let values: Vec<f32> = batch.iter().flat_map(|p| p.input.iter().copied()).collect();
+        Ok(Tensor::from_data(TensorData::new(values, [batch.len(), 3, h, w]), device))
+    }
 }
 
 /// mmcv `rescale_size`: the largest factor that fits `scale = (long, short)`, sides rounded with `int(x + 0.5)`.

@@ -1,14 +1,18 @@
 //! The detector: loads a model, preprocesses images, calls the network once per batch, postprocesses (torchvision's
 //! `GeneralizedRCNN.forward`). The stages own their inference (`rpn::RpnHead::predict`, `roi_heads::RoiHead::predict`).
 
-use std::path::{Path, PathBuf};
+mod builder;
+
+pub use builder::DetectorBuilder;
+
+use std::path::Path;
 use std::sync::Arc;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 
 use crate::config::{ModelConfig, TestConfig};
-use crate::device::{DeviceProfile, DeviceSpec};
-use crate::error::{Error, Result};
+use crate::device::DeviceProfile;
+use crate::error::Result;
 use crate::image::BgrImage;
 use crate::model::MaskRcnn;
 use crate::output::Detections;
@@ -146,7 +150,7 @@ impl Detector {
     /// The pipeline on preprocessed images that share one padded shape, as one batch, with each stage's time.
     pub fn predict_preprocessed(&self, batch: &[&Preprocessed]) -> Result<(Vec<Detections>, StageTimings)> {
         let mut clock = StageClock::start();
-        let input = self.precision.cast(stack(batch, self.device())?);
+        let input = self.precision.cast(Preprocessed::stack(batch, self.device())?);
         clock.lap(Stage::Preprocess);
         let shapes: Vec<(usize, usize)> = batch.iter().map(|p| p.meta.img_shape).collect();
         let out = self.model.predict(input, &shapes, &self.config.test, &mut clock)?;
@@ -154,95 +158,5 @@ impl Detector {
         let dets = detector_postprocess(out, &metas, &self.classes, self.config.test.rcnn.mask_thr_binary)?;
         clock.lap(Stage::MaskHead);
         Ok((dets, clock.timings))
-    }
-}
-
-/// The network inputs of a batch as one `[N, 3, H, W]` tensor; every input must have the same padded shape.
-fn stack(batch: &[&Preprocessed], device: &Device) -> Result<Tensor<4>> {
-    let (h, w) = batch.first().map(|p| p.meta.pad_shape).ok_or_else(|| Error::invalid_argument("an empty batch"))?;
-    if let Some(p) = batch.iter().find(|p| p.meta.pad_shape != (h, w)) {
-        return Err(Error::invalid_argument(format!("a batch mixes padded shapes {:?} and {:?}", (h, w), p.meta.pad_shape)));
-    }
-    if let [one] = batch {
-        return Ok(one.to_tensor(device));
-    }
-    let values: Vec<f32> = batch.iter().flat_map(|p| p.input.iter().copied()).collect();
-    Ok(Tensor::from_data(TensorData::new(values, [batch.len(), 3, h, w]), device))
-}
-
-/// What [`Detector::builder`] collects. `build` resolves the model config, the weights (downloading the config's
-/// official checkpoint when none is given), the device, and loads.
-#[derive(Debug, Clone, Default)]
-pub struct DetectorBuilder {
-    model: String,
-    weights: Option<PathBuf>,
-    device: Option<DeviceSpec>,
-    precision: Precision,
-    score_thr: Option<f32>,
-    classes: Option<Vec<String>>,
-    progress: bool,
-}
-
-impl DetectorBuilder {
-    /// A `.safetensors` or `.pth` checkpoint (default: the config's official one, downloaded into the cache).
-    pub fn weights(mut self, path: impl Into<PathBuf>) -> Self {
-        self.weights = Some(path.into());
-        self
-    }
-
-    /// Where to run (default: [`DeviceSpec::Auto`]).
-    pub fn device(mut self, spec: DeviceSpec) -> Self {
-        self.device = Some(spec);
-        self
-    }
-
-    /// The activations' precision (default f32).
-    pub fn precision(mut self, precision: Precision) -> Self {
-        self.precision = precision;
-        self
-    }
-
-    /// Keep detections scoring above this (default: the config's, 0.05).
-    pub fn score_thr(mut self, thr: f32) -> Self {
-        self.score_thr = Some(thr);
-        self
-    }
-
-    /// Class names in label order, overriding the checkpoint's and the config's.
-    pub fn classes(mut self, names: Vec<String>) -> Self {
-        self.classes = Some(names);
-        self
-    }
-
-    /// Show a progress bar while downloading weights.
-    pub fn progress(mut self, show: bool) -> Self {
-        self.progress = show;
-        self
-    }
-
-    /// Resolves everything and loads the model; with [`DeviceSpec::Auto`], also says which device was chosen.
-    pub fn build_explained(self) -> Result<(Detector, String)> {
-        let mut config = ModelConfig::from_name_or_file(&self.model)?;
-        if let Some(thr) = self.score_thr {
-            if !(0.0..=1.0).contains(&thr) {
-                return Err(Error::invalid_argument(format!("score threshold {thr} is not in [0, 1]")));
-            }
-            config.test.rcnn.score_thr = thr;
-        }
-        let weights = crate::weights::resolve_weights(&config, self.weights.as_deref(), self.progress)?;
-        let (profile, why) = DeviceProfile::resolve(self.device.unwrap_or(DeviceSpec::Auto))?;
-        let mut detector = Detector::from_checkpoint(config, weights, profile.device().clone())?.with_precision(self.precision);
-        if let Some(names) = self.classes {
-            if names.len() != detector.classes.len() {
-                return Err(Error::invalid_argument(format!("{} class names for a model of {} classes", names.len(), detector.classes.len())));
-            }
-            detector.classes = names;
-        }
-        Ok((detector, why))
-    }
-
-    /// Resolves everything and loads the model.
-    pub fn build(self) -> Result<Detector> {
-        self.build_explained().map(|(d, _)| d)
     }
 }
