@@ -268,7 +268,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             failed += 1
     if present:
         ids = {p: i for p, i in present}
-        ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True)
+        # Small blocks: results reach the output (and `.done`) as each block finishes, so a killed job loses little and
+        # --resume redoes little; one image per block for small sets, at most ~16 per block for large ones.
+        blocks = min(len(present), max(8 * args.actors, -(-len(present) // 16)))
+        ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks)
         kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
                       score_thr=args.score_thr, threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=ids, category_ids=categories)
         out = ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
