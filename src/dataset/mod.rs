@@ -1,5 +1,5 @@
-//! Running a detector over many images: files, folders or a COCO instances file ([`source`]), decoded ahead
-//! and batched by shape, results in input order ([`runner`]).
+//! Running a detector over many images: files, folders or a COCO instances file (`source`), decoded ahead
+//! and batched by shape, results in input order ([`run`]).
 
 mod runner;
 mod source;

@@ -75,7 +75,7 @@ impl StateDict {
         Self::read_safetensors_file(path.as_ref(), None)
     }
 
-    /// Reads a safetensors file holding exactly the tensors `specs` names (a model's [`super::expected_keys`]):
+    /// Reads a safetensors file holding exactly the tensors `specs` names (a model's `expected_keys`):
     /// a file larger than those tensors can take is refused before it is read, and keys and shapes are checked
     /// on the header before any tensor is decoded. Mapped, like [`StateDict::from_safetensors_file`].
     pub fn from_safetensors_file_for(path: impl AsRef<Path>, specs: &[KeySpec]) -> Result<Self, WeightsError> {
