@@ -101,3 +101,29 @@ fn draw_text(img: &mut BgrImage, x: usize, y: usize, text: &str, color: [u8; 3])
 pub fn save_png(img: &BgrImage, path: &std::path::Path) -> std::io::Result<()> {
     crate::fs::write_atomic_with(path, |w| png::write_bgr(img, w))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Detection;
+    use crate::structures::Mask;
+
+    #[test]
+    fn masked_pixels_are_blended_and_the_rest_kept() {
+        let (w, h) = (100, 100);
+        let img = BgrImage::from_bgr(w, h, (0..w * h * 3).map(|i| (i % 200) as u8).collect()).unwrap();
+        // A 20x20 window with one set pixel, (35, 55), inside the box and below its label.
+        let mut window = vec![0u8; 20 * 20];
+        window[(55 - 50) * 20 + (35 - 30)] = 1;
+        let mask = Mask { image_width: w, image_height: h, x0: 30, y0: 50, x1: 50, y1: 70, window };
+        let det = Detection { bbox: [20.0, 40.0, 80.0, 90.0], score: 0.9, label: 3, class_name: "cup".into(), mask };
+        let out = annotate(&img, &Detections { image_width: w, image_height: h, items: vec![det] });
+        let color = class_color(3);
+        let px = |im: &BgrImage, x: usize, y: usize| im.data[(y * w + x) * 3..][..3].to_vec();
+        let blended: Vec<u8> = px(&img, 35, 55).iter().zip(color).map(|(&p, c)| ((p as u16 + c as u16) / 2) as u8).collect();
+        assert_eq!(px(&out, 35, 55), blended);
+        assert_eq!(px(&out, 36, 55), px(&img, 36, 55), "an unset pixel of the window");
+        assert_eq!(px(&out, 5, 95), px(&img, 5, 95), "outside every box");
+        assert_eq!(px(&out, 20, 60), color.to_vec(), "the box outline");
+    }
+}
