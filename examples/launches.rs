@@ -7,10 +7,11 @@
 //! The r50_hopper_320 fixture's weights and image at a 192x144 test scale with 20 proposals and 5 detections per
 //! image (small enough for a software adapter); the same image four times makes one batch of four.
 
+mod fixture;
+
 use clap::Parser;
 use mask_rcnn_burn::internals::{launches, readback};
-use mask_rcnn_burn::weights::synth::Manifest;
-use mask_rcnn_burn::{BgrImage, Detector, DeviceProfile, DeviceSpec, ModelConfig};
+use mask_rcnn_burn::{Detector, DeviceProfile, DeviceSpec};
 
 #[derive(Parser)]
 struct Args {
@@ -26,13 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: first thing in main: no other thread exists yet.
     unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
     let args = Args::parse();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let weights = Manifest::from_file(root.join("tests/fixtures/r50_seed1.manifest.json"))?.generate()?;
-    let mut config = ModelConfig::named("r50-2x")?;
-    (config.test.scale, config.test.rpn.max_per_img, config.test.rcnn.max_per_img) = ([192, 144], 20, 5);
+    let (weights, config, img) = fixture::r50_hopper([192, 144], 20, 5)?;
     let (profile, why) = DeviceProfile::resolve(args.device)?;
     let det = Detector::from_state_dict(config, weights, profile.device().clone())?;
-    let img = BgrImage::open(root.join("tests/fixtures/images/hopper_640x480.png"))?;
     det.predict_batch(&[img.clone(), img.clone()])?; // warm-up: shaders compiled for both batch sizes' shapes
     det.predict_batch(&vec![img.clone(); 4])?;
     let mut rows = Vec::new();

@@ -5,11 +5,12 @@
 //!
 //! The r50_hopper_320 fixture's weights and image with 100 proposals and 20 detections (the GPU tests' small case).
 
+mod fixture;
+
 use burn::tensor::{DType, Device, Tensor};
 use clap::Parser;
 use mask_rcnn_burn::eval::{DetRef, mask_overlap, match_detections};
-use mask_rcnn_burn::weights::synth::Manifest;
-use mask_rcnn_burn::{BgrImage, Detector, DeviceProfile, DeviceSpec, ModelConfig, Precision};
+use mask_rcnn_burn::{Detector, DeviceProfile, DeviceSpec, Precision};
 
 #[derive(Parser)]
 struct Args {
@@ -31,14 +32,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // SAFETY: first thing in main: no other thread exists yet.
     unsafe { mask_rcnn_burn::device::quiet_vulkan_probe() };
     let args = Args::parse();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let weights = Manifest::from_file(root.join("tests/fixtures/r50_seed1.manifest.json"))?.generate()?;
-    let mut config = ModelConfig::named("r50-2x")?;
-    (config.test.scale, config.test.rpn.max_per_img, config.test.rcnn.max_per_img) = ([320, 240], 100, 20);
+    let (weights, config, img) = fixture::r50_hopper([320, 240], 100, 20)?;
     let gpu = DeviceProfile::resolve(args.device)?.0.device().clone();
     let flex = Detector::from_state_dict(config.clone(), weights.clone(), Device::flex())?;
     let half = Detector::from_state_dict(config, weights, gpu.clone())?.with_precision(Precision::F16);
-    let img = BgrImage::open(root.join("tests/fixtures/images/hopper_640x480.png"))?;
     let pre = flex.preprocess(&img);
     let (fm, hm) = (flex.model(), half.model());
     let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu).cast(DType::F16);

@@ -45,10 +45,8 @@ impl Preprocessed {
         if let Some(p) = batch.iter().find(|p| p.meta.pad_shape != (h, w)) {
             return Err(crate::error::Error::invalid_argument(format!("a batch mixes padded shapes {:?} and {:?}", (h, w), p.meta.pad_shape)));
         }
-        if let [one] = batch {
-            return Ok(one.to_tensor(device));
-        }
-        let values: Vec<f32> = batch.iter().flat_map(|p| p.input.iter().copied()).collect();
+        let mut values = Vec::with_capacity(batch.iter().map(|p| p.input.len()).sum());
+        batch.iter().for_each(|p| values.extend_from_slice(&p.input));
         Ok(Tensor::from_data(TensorData::new(values, [batch.len(), 3, h, w]), device))
     }
 }
