@@ -12,7 +12,7 @@ use burn::tensor::Device;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mask_rcnn_burn::internals::{RoiOutput, detector_postprocess};
 use mask_rcnn_burn::weights::synth::random_state_dict;
-use mask_rcnn_burn::{BgrImage, Detector, ModelConfig};
+use mask_rcnn_burn::{BgrImage, Detector, ModelConfig, Precision};
 
 /// The allocator the `infer` binary uses (see `alloc`), so warm numbers here and its cold ones compare.
 #[global_allocator]
@@ -57,7 +57,7 @@ fn bench_model(c: &mut Criterion, alias: &str, stages: bool) {
             })
         });
         let (model, test, shapes) = (det.model(), &det.config().test, [pre.meta.img_shape]);
-        let pyramid = model.features(input);
+        let pyramid = model.features(input, Precision::F32);
         group.bench_function("rpn_proposals", |b| b.iter(|| model.rpn_head.predict(&pyramid, &shapes, &test.rpn).unwrap()));
         let props = model.rpn_head.predict(&pyramid, &shapes, &test.rpn).unwrap();
         // The RoI heads' channels-last copies of the four levels (flex), made once per image.

@@ -59,7 +59,7 @@ struct Args {
     /// auto (the first hardware GPU, else the CPU), cpu, wgpu or vulkan; wgpu:N / vulkan:N picks adapter N.
     #[arg(long, default_value = "auto")]
     device: DeviceSpec,
-    /// f32, or f16 (weights and activations in half precision, GroupNorm statistics in f32; meant for GPUs).
+    /// f32, or f16 (the pyramid and heads' activations in half precision, the rest in f32; meant for GPUs).
     #[arg(long, default_value = "f32")]
     precision: Precision,
     /// Keep detections scoring above this (the config's is 0.05).

@@ -40,8 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (fm, hm) = (flex.model(), half.model());
     let to_gpu = |t: &Tensor<4>| Tensor::<4>::from_data(t.to_data(), &gpu).cast(DType::F16);
 
-    let pf = fm.features(pre.to_tensor(&Device::flex()));
-    let ph = hm.features(to_gpu(&pre.to_tensor(&Device::flex())));
+    let input = pre.to_tensor(&Device::flex());
+    let pf = fm.features(input.clone(), Precision::F32);
+    let ph = hm.features(Tensor::<4>::from_data(input.to_data(), &gpu), Precision::F16);
     println!("| stage (f16 on {:?} against flex f32) | rel L2 |\n|---|---|", gpu);
     for (i, (a, b)) in pf.iter().zip(&ph).enumerate() {
         println!("| P{} (backbone + FPN) | {:.2e} |", i + 2, rel_l2(&values(b.clone()), &values(a.clone())));

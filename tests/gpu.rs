@@ -56,12 +56,11 @@ fn small_detector(device: Device) -> mask_rcnn_burn::Detector {
     det
 }
 
-/// Half precision on the GPU path: the small r50_hopper_320 case at f16 (activations between layers; weights,
-/// arithmetic, head outputs and RoI coordinates in f32) on wgpu against flex at f32: at least F16_MATCHED of the 20
-/// detections matched at box IoU >= 0.9 and |score diff| <= 0.02, mask I/U >= F16_MASK over them. Measured: 19/20,
-/// mask I/U 0.916; examples/precision_report.rs shows why: every stage fed f32 inputs stays within 1e-3 (mask logits
-/// 9e-4, 6 of 15,680 changing sign), but the backbone and FPN's ~60 layers of f16 storage reach 3e-3, which moves
-/// the boxes, and the masks pasted into them (the bar, 0.98, is not reached).
+/// Half precision on the GPU path: the small r50_hopper_320 case at f16 (the pyramid and heads' activations;
+/// weights, arithmetic, backbone, FPN, head outputs and RoI coordinates in f32) on wgpu against flex at f32: every
+/// one of the 20 detections matched at box IoU >= 0.9 and |score diff| <= 0.02, at least F16_STRICT at the f32 bar
+/// (IoU >= 0.98, 2e-3), mask I/U >= 0.98 over them. Measured: 20/20, 19 strict, mask I/U 0.98953. With the backbone
+/// in f16 too it was 19/20, 7 strict, 0.916: examples/precision_report.rs shows where (see `MaskRcnn::features`).
 #[test]
 fn hopper_320_small_on_wgpu_f16_matches_flex() {
     use mask_rcnn_burn::Precision;
@@ -71,15 +70,17 @@ fn hopper_320_small_on_wgpu_f16_matches_flex() {
     assert_eq!(reference.len(), 20, "the case keeps 20 detections");
     let ours = small_detector(device).with_precision(Precision::F16).predict(&image).unwrap();
     let (matched, mask) = match_against(&reference, &ours, 0.9, 0.02);
-    println!("wgpu f16, 100 proposals: {matched}/{} of flex f32 matched at IoU >= 0.9, mask I/U {mask:.5}", reference.len());
-    assert!(matched >= F16_MATCHED, "wgpu f16: only {matched} of {} detections matched", reference.len());
+    let (strict, _) = match_against(&reference, &ours, 0.98, 2e-3);
+    println!("wgpu f16, 100 proposals: {matched}/{} of flex f32 matched at IoU >= 0.9 ({strict} at 0.98), mask I/U {mask:.5}", reference.len());
+    assert_eq!(matched, reference.len(), "wgpu f16: only {matched} of {} detections matched", reference.len());
+    assert!(strict >= F16_STRICT, "wgpu f16: only {strict} of {} detections matched at IoU >= 0.98", reference.len());
     assert!(mask >= F16_MASK, "wgpu f16: mask I/U {mask}");
 }
 
-/// Detections of the small case matched at f16 (measured 19; the bound leaves one).
-const F16_MATCHED: usize = 18;
-/// Mask intersection/union at f16 (measured 0.916).
-const F16_MASK: f64 = 0.90;
+/// Detections of the small case matched at f16 at the f32 bar (measured 19; the bound leaves one).
+const F16_STRICT: usize = 18;
+/// Mask intersection/union at f16 (measured 0.98953; the bar).
+const F16_MASK: f64 = 0.98;
 
 /// The GPU report binary (examples/gpu_report.rs) on the software adapter at its CI size: it runs, matches flex,
 /// and prints its table.

@@ -7,7 +7,7 @@ use burn::tensor::Device;
 use common::*;
 use mask_rcnn_burn::eval::{DetRef, match_detections};
 use mask_rcnn_burn::internals::mask_rcnn_inference;
-use mask_rcnn_burn::{BgrImage, Detector};
+use mask_rcnn_burn::{BgrImage, Detector, Precision};
 
 fn detector_for(case: &str) -> Detector {
     case_detector(case, Device::flex())
@@ -41,7 +41,7 @@ fn hopper_320_stage_by_stage() {
 
     let model = det.model();
     let c = model.backbone.forward(input.clone());
-    let p = model.features(input);
+    let p = model.features(input, Precision::F32);
     for (i, t) in c.iter().enumerate() {
         let want = stages.get(&format!("C{}", i + 2));
         assert_close(&format!("C{}", i + 2), &take_channels(t.clone(), want.channel_step), &want.data, STAGE_REL, STAGE_ABS);

@@ -190,7 +190,7 @@ class Detector:
             from the file). ``None`` downloads the config's official checkpoint into the cache once.
         device: ``"auto"`` (the first hardware GPU, else the CPU), ``"cpu"``, ``"wgpu"``, ``"vulkan"``, or
             ``"wgpu:N"`` / ``"vulkan:N"`` for adapter N.
-        precision: ``"f32"``, or ``"f16"`` (activations in half precision; GPUs).
+        precision: ``"f32"``, or ``"f16"`` (the pyramid and heads' activations in half precision, the backbone and FPN in f32; GPUs).
         score_thr: keep detections scoring above this (default: the config's, 0.05).
         classes: class names in label order, overriding the checkpoint's.
 

@@ -150,10 +150,10 @@ impl Detector {
     /// The pipeline on preprocessed images that share one padded shape, as one batch, with each stage's time.
     pub fn predict_preprocessed(&self, batch: &[&Preprocessed]) -> Result<(Vec<Detections>, StageTimings)> {
         let mut clock = StageClock::start();
-        let input = self.precision.cast(Preprocessed::stack(batch, self.device())?);
+        let input = Preprocessed::stack(batch, self.device())?;
         clock.lap(Stage::Preprocess);
         let shapes: Vec<(usize, usize)> = batch.iter().map(|p| p.meta.img_shape).collect();
-        let out = self.model.predict(input, &shapes, &self.config.test, &mut clock)?;
+        let out = self.model.predict(input, &shapes, &self.config.test, self.precision, &mut clock)?;
         let metas: Vec<_> = batch.iter().map(|p| p.meta).collect();
         let dets = detector_postprocess(out, &metas, &self.classes, self.config.test.rcnn.mask_thr_binary)?;
         clock.lap(Stage::MaskHead);
