@@ -23,7 +23,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mask_rcnn_burn::dataset::{ImageEntry, Outcome, RunnerConfig, category_ids, coco_categories, coco_images, image_files, run};
 use mask_rcnn_burn::eval::{CocoResult, evaluate};
 use mask_rcnn_burn::internals::write_atomic;
-use mask_rcnn_burn::render::{annotate, save_png};
+use mask_rcnn_burn::render::save_annotated_png;
 use mask_rcnn_burn::sliced::{MatchMetric, MergeConfig, MergeKind, SliceConfig};
 use mask_rcnn_burn::{BgrImage, Detections, Detector, DeviceSpec, ImageLimits, Precision, StageTimings};
 
@@ -235,7 +235,7 @@ fn main_run(args: Args) -> Result<usize, AnyError> {
             }
             if let Some(path) = &args.output {
                 let path = if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) { path.clone() } else { annotated_path(path, &entries[0])? };
-                save_png(&annotate(&image, &dets), &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                save_annotated_png(&image, &dets, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 println!("wrote {}", path.display());
             }
             0
@@ -419,7 +419,7 @@ fn write_outcome(
     }
     if let (Some(dir), Some(image)) = (output, image) {
         let path = annotated_path(dir, entry).map_err(|e| e.to_string())?;
-        save_png(&annotate(image, dets), &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        save_annotated_png(image, dets, &path).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
     Ok(())
 }
