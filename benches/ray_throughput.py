@@ -8,7 +8,10 @@ Contenders, each over a folder of copies of tests/fixtures/images/coffee_600x400
 Throughput is images over the job's seconds as each prints them: the binary's from the model loaded, Ray's from
 the cluster up (actors' start and model load included); the wall time of each command, cluster start included, is
 printed beside it. Ray's start-up (actor processes, model load: a few seconds) is a fixed cost, amortised over the
-images: the default 36 images are ~70 s of work. Ray's logical CPUs are what the actors ask (1 or 0.5 each), so its read tasks are never starved.
+images; so each contender also runs on the first `--small` images of the folder in the same round, and the
+steady rate, (copies - small) / (job seconds - small job's seconds), is each one's cost per image with every fixed
+cost (start-up, model load, first-image warm-up, the last batch's drain) taken out of both. Ray's logical CPUs are
+what the actors ask (1 or 0.5 each), so its read tasks are never starved.
 """
 
 from __future__ import annotations
@@ -27,13 +30,13 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def run(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(images/s as the command prints it, wall seconds)."""
+def run(cmd: list[str], env: dict) -> tuple[int, float, float]:
+    """(images, the job's seconds as the command prints them, wall seconds)."""
     start = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
     wall = time.perf_counter() - start
     n, secs = re.search(r"(\d+) images in ([\d.]+) s", out).groups()
-    return int(n) / float(secs), wall
+    return int(n), float(secs), wall
 
 
 def main() -> None:
@@ -41,14 +44,18 @@ def main() -> None:
     ap.add_argument("--weights", required=True)
     ap.add_argument("--copies", type=int, default=36)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--small", type=int, default=4, help="images of the small run that takes the fixed costs out")
     ap.add_argument("--infer", default=str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/examples/infer"))
     args = ap.parse_args()
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="mrb-ray-bench-"))
-    folder = scratch / "images"
+    folder, small = scratch / "images", scratch / "small"
     folder.mkdir()
+    small.mkdir()
     for i in range(args.copies):
         shutil.copy(ROOT / "tests/fixtures/images/coffee_600x400.png", folder / f"{i + 1:06d}.png")
-    common = [str(folder), "--model", "r50-2x", "--weights", args.weights, "--device", "cpu"]
+        if i < args.small:
+            shutil.copy(ROOT / "tests/fixtures/images/coffee_600x400.png", small / f"{i + 1:06d}.png")
+    common = ["--model", "r50-2x", "--weights", args.weights, "--device", "cpu"]
     env = {**os.environ, "RAYON_NUM_THREADS": "2"}
     ray = [sys.executable, "-m", "mask_rcnn_burn.ray", *common]
     contenders = {
@@ -57,21 +64,28 @@ def main() -> None:
         "ray 2 actors x 1 thread": [*ray, "--json", str(scratch / "ray2.json"), "--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
     }
     rates: dict[str, list[float]] = {k: [] for k in contenders}
+    steady: dict[str, list[float]] = {k: [] for k in contenders}
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     for r in range(args.rounds):
         for name, cmd in contenders.items():
-            for f in scratch.glob("*.json*"):
-                f.unlink()
-            time.sleep(2)
-            rate, wall = run(cmd, env)
-            rates[name].append(rate)
-            walls[name].append(wall)
-            print(f"round {r + 1}: {name}: {rate:.3f} images/s, wall {wall:.1f} s", flush=True)
-    base = statistics.median(rates["binary (2 threads)"])
-    print(f"\nmedians over {args.rounds} rounds of {args.copies} images")
+            secs = {}
+            for images in (folder, small):
+                for f in scratch.glob("*.json*"):
+                    f.unlink()
+                time.sleep(2)
+                n, secs[images], wall = run([*cmd, str(images)], env)
+                if images == folder:
+                    rates[name].append(n / secs[folder])
+                    walls[name].append(wall)
+            steady[name].append((args.copies - args.small) / (secs[folder] - secs[small]))
+            print(f"round {r + 1}: {name}: {rates[name][-1]:.3f} images/s (job {secs[folder]:.1f} s, wall {walls[name][-1]:.1f} s); "
+                  f"{args.small} images: {secs[small]:.1f} s; steady {steady[name][-1]:.3f} images/s", flush=True)
+    base, base_steady = (statistics.median(x["binary (2 threads)"]) for x in (rates, steady))
+    print(f"\nmedians over {args.rounds} rounds of {args.copies} images (steady: the {args.copies - args.small} images beyond the small run's {args.small})")
     for name in contenders:
-        rate = statistics.median(rates[name])
-        print(f"  {name:26s} {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {base / rate:.3f}")
+        rate, st = statistics.median(rates[name]), statistics.median(steady[name])
+        print(f"  {name:26s} job {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {base / rate:.3f}; "
+              f"steady {st:.3f} images/s, binary / this {base_steady / st:.3f}")
     shutil.rmtree(scratch)
 
 
