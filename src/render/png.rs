@@ -97,17 +97,19 @@ impl Strip {
     }
 }
 
-/// BGR rows as PNG scanlines of RGB with the Sub filter (each byte minus the same channel of the pixel to its left).
+/// BGR rows as PNG scanlines of RGB with the Sub filter (each byte minus the same channel of the pixel to its left):
+/// the differences over the whole row (a loop that vectorises), then each pixel's B and R swapped.
 fn sub_filtered_rgb(rows: &[u8], stride: usize) -> Vec<u8> {
     let mut out = vec![0u8; rows.len() + rows.len() / stride];
     for (row, line) in rows.chunks_exact(stride).zip(out.chunks_exact_mut(stride + 1)) {
         line[0] = 1; // filter type: Sub
         let line = &mut line[1..];
-        line[..3].copy_from_slice(&[row[2], row[1], row[0]]);
-        for ((d, cur), left) in line[3..].chunks_exact_mut(3).zip(row[3..].chunks_exact(3)).zip(row.chunks_exact(3)) {
-            d[0] = cur[2].wrapping_sub(left[2]);
-            d[1] = cur[1].wrapping_sub(left[1]);
-            d[2] = cur[0].wrapping_sub(left[0]);
+        line[..3].copy_from_slice(&row[..3]);
+        for ((d, &cur), &left) in line[3..].iter_mut().zip(&row[3..]).zip(&row[..stride - 3]) {
+            *d = cur.wrapping_sub(left);
+        }
+        for px in line.chunks_exact_mut(3) {
+            px.swap(0, 2);
         }
     }
     out
