@@ -173,8 +173,9 @@ def _entries(args) -> list[tuple[str, int]]:
 
 
 class _Results:
-    """The binary's results file: a COCO results JSON kept valid after every image, and ``<json>.done`` listing the
-    image ids it holds, so a killed run resumes with every image exactly once."""
+    """The binary's results file: a COCO results JSON kept valid after every batch (``[``, entries, ``]``, the closing
+    bracket rewritten at each append, so an append costs its own entries, not the file's), and ``<json>.done`` listing
+    the image ids it holds, written after their entries, so a killed run resumes with every image exactly once."""
 
     def __init__(self, path: str, resume: bool) -> None:
         self.path, self.done_path = path, path + ".done"
@@ -184,27 +185,51 @@ class _Results:
             if not os.path.isfile(self.done_path):
                 raise SystemExit(f"error: --resume: cannot read {self.done_path}, the list of images {path} holds; restore it, or run again without --resume")
             self.done = {int(line) for line in open(self.done_path) if line.strip()}
-            kept = [r for r in json.loads(pathlib.Path(path).read_text()) if r["image_id"] in self.done]
-        self.entries = kept
-        self._write()
+            text = pathlib.Path(path).read_text()
+            if not text.lstrip().startswith("["):
+                raise SystemExit(f"error: --resume: {path} is not a results JSON this tool wrote")
+            kept = [r for r in _complete_entries(text) if r["image_id"] in self.done]
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(kept, f, separators=(",", ":"))
+        os.replace(tmp, path)
+        self.empty = not kept
         with open(self.done_path, "w") as f:
             f.writelines(f"{i}\n" for i in sorted(self.done))
 
-    def _write(self) -> None:
-        tmp = self.path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(self.entries, f, separators=(",", ":"))
-        os.replace(tmp, self.path)
-
     def append(self, rows: list[tuple[int, list]]) -> None:
         """Adds images' results (possibly none) and records them as done, results first."""
-        for _, entries in rows:
-            self.entries.extend(entries)
-        self._write()
+        entries = [e for _, image_entries in rows for e in image_entries]
+        if entries:
+            text = json.dumps(entries, separators=(",", ":"))[1:-1]
+            with open(self.path, "r+b") as f:
+                f.seek(-1, os.SEEK_END)  # the closing bracket
+                f.write(("" if self.empty else ",").encode() + text.encode() + b"]")
+            self.empty = False
         with open(self.done_path, "a") as f:
             for image_id, _ in rows:
                 f.write(f"{image_id}\n")
                 self.done.add(image_id)
+
+
+def _complete_entries(text: str) -> list:
+    """The entries of a results JSON; of one cut off mid-append (a killed run), the complete ones before the cut."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    decoder, out, i = json.JSONDecoder(), [], text.find("[") + 1
+    while 0 < i < len(text):
+        while i < len(text) and text[i] in " \n\r\t,":
+            i += 1
+        if i >= len(text) or text[i] == "]":
+            break
+        try:
+            entry, i = decoder.raw_decode(text, i)
+        except json.JSONDecodeError:
+            break
+        out.append(entry)
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:

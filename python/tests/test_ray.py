@@ -121,3 +121,26 @@ def test_a_killed_job_resumes_with_every_image_once(infer_bin, weights, config_3
     while (leftover := subprocess.run(["pgrep", "-f", "ray::|raylet|gcs_server"], capture_output=True, text=True).stdout.split()):
         assert time.time() < deadline, f"Ray processes left behind: {leftover}"
         time.sleep(0.5)
+
+
+def test_results_file_appends_in_place_and_a_cut_off_append_resumes(tmp_path):
+    """The results file grows by each batch's entries (valid JSON after each), and a run killed mid-append resumes
+    with the complete entries of the images its `.done` lists, the cut one dropped."""
+    path = str(tmp_path / "out.json")
+    results = mrb_ray._Results(path, resume=False)
+    entry = lambda image_id, k: {"image_id": image_id, "category_id": 1, "score": k / 10}  # noqa: E731
+    results.append([(1, [entry(1, 1), entry(1, 2)]), (2, [])])
+    results.append([(3, [entry(3, 3)])])
+    assert json.loads(pathlib.Path(path).read_text()) == [entry(1, 1), entry(1, 2), entry(3, 3)]
+    # A kill between an append's entries and its `.done` line, mid-entry: image 4 is not done.
+    with open(path, "r+b") as f:
+        f.seek(-1, os.SEEK_END)
+        f.write(b',{"image_id":4,"category_id":1,"sco')
+    resumed = mrb_ray._Results(path, resume=True)
+    assert resumed.done == {1, 2, 3}
+    assert json.loads(pathlib.Path(path).read_text()) == [entry(1, 1), entry(1, 2), entry(3, 3)]
+    resumed.append([(4, [entry(4, 4)])])
+    assert [e["image_id"] for e in json.loads(pathlib.Path(path).read_text())] == [1, 1, 3, 4]
+    pathlib.Path(path).write_text("not json")
+    with pytest.raises(SystemExit, match="not a results JSON"):
+        mrb_ray._Results(path, resume=True)
