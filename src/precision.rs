@@ -1,9 +1,10 @@
 //! Numeric precision of the activations. `f16` halves the memory of the pyramid (which the heads hold throughout)
-//! and of the heads' activations, and what a GPU reads back. The weights stay f32, every convolution, fc layer and
-//! GroupNorm computes in f32 (Burn's f16 convolutions accumulate in f16: a 3x3 256->64 conv measured 6.4e-3
-//! relative L2 from f32 on wgpu), the backbone and FPN run on the f32 input in f32 throughout (their depth
-//! amplifies each rounding: see `MaskRcnn::features`), and each head's outputs (RPN logits and deltas, box logits and deltas, mask logits) and every RoI coordinate
-//! stay f32, where f16's 11 bits would move scores, choices and mask pixels.
+//! and of the heads' activations; what a GPU reads back is the same (the heads' outputs, f32 either way). The
+//! weights stay f32, every convolution, fc layer and GroupNorm computes in f32 (Burn's f16 convolutions accumulate
+//! in f16: a 3x3 256->64 conv measured 6.4e-3 relative L2 from f32 on wgpu), the backbone and FPN run on the f32
+//! input in f32 throughout (their depth amplifies each rounding: see `MaskRcnn::features`), and each head's outputs
+//! (RPN logits and deltas, box logits and deltas, mask logits) and every RoI coordinate stay f32, where f16's 11
+//! bits would move scores, choices and mask pixels.
 
 use std::str::FromStr;
 

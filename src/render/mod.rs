@@ -31,8 +31,14 @@ pub fn annotate(img: &BgrImage, dets: &Detections) -> BgrImage {
 /// Writes `img` with `dets` drawn over it as PNG, as `save_png(&annotate(img, dets), path)` does, but drawn strip
 /// by strip as the encoder's threads filter and deflate them: no copy of the whole picture.
 pub fn save_annotated_png(img: &BgrImage, dets: &Detections, path: &std::path::Path) -> std::io::Result<()> {
-    let draw_rows = |y0: usize, rows: &mut [u8]| draw(&mut Canvas { data: rows, width: img.width, height: img.height, y0 }, dets);
+    let draw_rows = strip_drawer(img, dets);
     crate::fs::write_atomic_with(path, |w| png::write_bgr(img, Some(&draw_rows), w))
+}
+
+/// Draws `dets` on a strip of `img`'s rows (`y0` is the strip's first row), as the PNG encoder hands them over.
+fn strip_drawer<'a>(img: &BgrImage, dets: &'a Detections) -> impl Fn(usize, &mut [u8]) + Sync + 'a {
+    let (width, height) = (img.width, img.height);
+    move |y0, rows| draw(&mut Canvas { data: rows, width, height, y0 }, dets)
 }
 
 /// Rows `y0..` of a `width x height` BGR picture being drawn on (the whole picture, or one strip of it).
@@ -181,7 +187,7 @@ mod tests {
             })
             .collect();
         let dets = Detections { image_width: w, image_height: h, items };
-        let draw_rows = |y0: usize, rows: &mut [u8]| draw(&mut Canvas { data: rows, width: w, height: h, y0 }, &dets);
+        let draw_rows = strip_drawer(&img, &dets);
         let mut encoded = Vec::new();
         png::write_bgr_in_strips(&img, Some(&draw_rows), 7 * w * 3, &mut encoded).unwrap();
         let mut reader = ::png::Decoder::new(std::io::Cursor::new(encoded)).read_info().unwrap();

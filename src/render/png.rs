@@ -1,6 +1,7 @@
 //! A PNG encoder that uses every core, as pigz does for gzip: the rows are cut into strips, each strip is filtered
 //! (Sub) and deflated on its own by fdeflate (the `png` crate's fastest compressor: one Huffman table tuned for
-//! filtered images, runs of zeros; ~3x the speed of zlib level 1 on a 24 MP photo), and the strips are joined
+//! filtered images, runs of zeros; ~11 ms per 8 MB strip of the large_image example's 24 MP picture, against 20-28 ms
+//! for zlib-rs level 1), and the strips are joined
 //! into one zlib stream: each non-final strip's block loses its final-block bit and is followed by an empty stored
 //! block, which byte-aligns the next strip's block. The Adler-32 is combined from the strips'.
 
