@@ -66,6 +66,7 @@ def main() -> None:
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     steady: dict[str, list[float]] = {k: [] for k in contenders}
     walls: dict[str, list[float]] = {k: [] for k in contenders}
+    fixed: dict[str, list[float]] = {k: [] for k in contenders}
     for r in range(args.rounds):
         for name, cmd in contenders.items():
             secs = {}
@@ -78,6 +79,8 @@ def main() -> None:
                     rates[name].append(n / secs[folder])
                     walls[name].append(wall)
             steady[name].append((args.copies - args.small) / (secs[folder] - secs[small]))
+            # What the small run took beyond its images at the steady rate: start-up, warm-up, drain.
+            fixed[name].append(secs[small] - args.small / steady[name][-1])
             print(f"round {r + 1}: {name}: {rates[name][-1]:.3f} images/s (job {secs[folder]:.1f} s, wall {walls[name][-1]:.1f} s); "
                   f"{args.small} images: {secs[small]:.1f} s; steady {steady[name][-1]:.3f} images/s", flush=True)
     base, base_steady = (statistics.median(x["binary (2 threads)"]) for x in (rates, steady))
@@ -85,7 +88,7 @@ def main() -> None:
     for name in contenders:
         rate, st = statistics.median(rates[name]), statistics.median(steady[name])
         print(f"  {name:26s} job {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {base / rate:.3f}; "
-              f"steady {st:.3f} images/s, binary / this {base_steady / st:.3f}")
+              f"steady {st:.3f} images/s, binary / this {base_steady / st:.3f}; fixed cost {statistics.median(fixed[name]):.1f} s")
     shutil.rmtree(scratch)
 
 

@@ -144,3 +144,25 @@ def test_results_file_appends_in_place_and_a_cut_off_append_resumes(tmp_path):
     pathlib.Path(path).write_text("not json")
     with pytest.raises(SystemExit, match="not a results JSON"):
         mrb_ray._Results(path, resume=True)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+def test_the_driver_yields_to_the_workers_on_every_thread():
+    """Every thread of the driver, those already running (Ray's, started by ray.init) and those started after (Ray
+    Data's scheduling loop), ends at niceness 19, below Ray's workers."""
+    script = """
+import os, threading
+from mask_rcnn_burn import ray as mrb_ray
+stop = threading.Event()
+before = threading.Thread(target=stop.wait)
+before.start()
+print(os.getpriority(os.PRIO_PROCESS, 0))
+mrb_ray._yield_to_workers()
+after = threading.Thread(target=stop.wait)
+after.start()
+print(sorted({os.getpriority(os.PRIO_PROCESS, int(t)) for t in os.listdir("/proc/self/task")}), len(os.listdir("/proc/self/task")) >= 3)
+stop.set()
+"""
+    start, *out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert int(start) < 19, "the test needs a process below niceness 19 to see the change"
+    assert out == ["[19]", "True"]
