@@ -12,6 +12,11 @@ images; so each contender also runs on the first `--small` images of the folder 
 steady rate, (copies - small) / (job seconds - small job's seconds), is each one's cost per image with every fixed
 cost (start-up, model load, first-image warm-up, the last batch's drain) taken out of both. Ray's logical CPUs are
 what the actors ask (1 or 0.5 each), so its read tasks are never starved.
+
+With `--running-cluster`, both layouts also run with `--address auto` on a cluster `ray start --head --num-cpus 2`
+started in each round for them alone (and stopped after): how a job meets a real cluster, where Ray Data's detached
+helper actors (stats, autoscaling coordinator, actor locations) were started by an earlier job. The cluster's first
+job, which starts them, is run on the small folder and printed on its own line.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=36)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--small", type=int, default=4, help="images of the small run that takes the fixed costs out")
+    ap.add_argument("--running-cluster", action="store_true",
+                    help="also run both layouts with --address on a cluster started by `ray start --head`, as on a real cluster")
     ap.add_argument("--infer", default=str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/examples/infer"))
     args = ap.parse_args()
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="mrb-ray-bench-"))
@@ -58,17 +65,32 @@ def main() -> None:
     common = ["--model", "r50-2x", "--weights", args.weights, "--device", "cpu"]
     env = {**os.environ, "RAYON_NUM_THREADS": "2"}
     ray = [sys.executable, "-m", "mask_rcnn_burn.ray", *common]
-    contenders = {
-        "binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")],
-        "ray 1 actor x 2 threads": [*ray, "--json", str(scratch / "ray1.json"), "--actors", "1", "--cpus-per-actor", "1", "--threads", "2"],
-        "ray 2 actors x 1 thread": [*ray, "--json", str(scratch / "ray2.json"), "--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
+    layouts = {
+        "1 actor x 2 threads": ["--actors", "1", "--cpus-per-actor", "1", "--threads", "2"],
+        "2 actors x 1 thread": ["--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
     }
+    contenders = {"binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")]}
+    for i, (layout, flags) in enumerate(layouts.items()):
+        contenders[f"ray {layout}"] = [*ray, "--json", str(scratch / f"ray{i}.json"), *flags]
+    if args.running_cluster:
+        for i, (layout, flags) in enumerate(layouts.items()):
+            contenders[f"ray {layout}, running"] = [*ray, "--json", str(scratch / f"ray{i}r.json"), *flags, "--address", "auto"]
+    ray_cli = str(pathlib.Path(sys.executable).with_name("ray"))
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     steady: dict[str, list[float]] = {k: [] for k in contenders}
     walls: dict[str, list[float]] = {k: [] for k in contenders}
     fixed: dict[str, list[float]] = {k: [] for k in contenders}
     for r in range(args.rounds):
+        cluster_up = False
         for name, cmd in contenders.items():
+            if name.endswith(", running") and not cluster_up:
+                # Started for these contenders only (the others run with no Ray process around); its first job
+                # starts Ray Data's detached helper actors, which every later job on the cluster finds up.
+                subprocess.run([ray_cli, "start", "--head", "--num-cpus", "2", "--include-dashboard", "false", "--disable-usage-stats"],
+                               check=True, capture_output=True, env=env)
+                cluster_up = True
+                n, first, wall = run([*cmd, str(small)], env)
+                print(f"round {r + 1}: the running cluster's first job: {n} images in {first:.1f} s (wall {wall:.1f} s)", flush=True)
             secs = {}
             for images in (folder, small):
                 for f in scratch.glob("*.json*"):
@@ -83,6 +105,8 @@ def main() -> None:
             fixed[name].append(secs[small] - args.small / steady[name][-1])
             print(f"round {r + 1}: {name}: {rates[name][-1]:.3f} images/s (job {secs[folder]:.1f} s, wall {walls[name][-1]:.1f} s); "
                   f"{args.small} images: {secs[small]:.1f} s; steady {steady[name][-1]:.3f} images/s", flush=True)
+        if cluster_up:
+            subprocess.run([ray_cli, "stop", "--force"], check=True, capture_output=True, env=env)
     base, base_steady = (statistics.median(x["binary (2 threads)"]) for x in (rates, steady))
     print(f"\nmedians over {args.rounds} rounds of {args.copies} images (steady: the {args.copies - args.small} images beyond the small run's {args.small})")
     for name in contenders:

@@ -250,7 +250,10 @@ def _complete_entries(text: str) -> list:
     return out
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> int:
+    """The ``python -m mask_rcnn_burn.ray`` command; ``yield_driver`` (what the command passes) puts this process's
+    threads at niceness 19 once Ray is up (:func:`_yield_to_workers`), which an unprivileged process cannot undo, so
+    a caller of ``main`` in its own process keeps its niceness unless it asks."""
     import argparse
     import sys
     import time
@@ -302,7 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
-    _yield_to_workers()
+    if yield_driver:
+        _yield_to_workers()
     start, failed, parts = time.perf_counter(), 0, 0
     present = [(p, i) for p, i in todo if os.path.isfile(p)]
     for p, i in todo:
@@ -357,4 +361,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(yield_driver=True))
