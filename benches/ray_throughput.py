@@ -70,11 +70,10 @@ def main() -> None:
         "2 actors x 1 thread": ["--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
     }
     contenders = {"binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")]}
-    for i, (layout, flags) in enumerate(layouts.items()):
-        contenders[f"ray {layout}"] = [*ray, "--json", str(scratch / f"ray{i}.json"), *flags]
-    if args.running_cluster:
-        for i, (layout, flags) in enumerate(layouts.items()):
-            contenders[f"ray {layout}, running"] = [*ray, "--json", str(scratch / f"ray{i}r.json"), *flags, "--address", "auto"]
+    clusters = {"": [], ", running": ["--address", "auto"]} if args.running_cluster else {"": []}
+    for suffix, address in clusters.items():
+        for layout, flags in layouts.items():
+            contenders[f"ray {layout}{suffix}"] = [*ray, "--json", str(scratch / f"ray{len(contenders)}.json"), *flags, *address]
     ray_cli = str(pathlib.Path(sys.executable).with_name("ray"))
     rates: dict[str, list[float]] = {k: [] for k in contenders}
     steady: dict[str, list[float]] = {k: [] for k in contenders}

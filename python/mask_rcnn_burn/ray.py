@@ -32,20 +32,21 @@ from . import Detector, Error, _native, imread
 __all__ = ["Predictor", "image_ids", "adapter_for_gpu"]
 
 
-def _yield_to_workers() -> None:
+def _yield_to_workers(niceness: int = 19) -> None:
     """Puts every thread of this driver below Ray's workers (niceness 19; Ray starts its workers at 15). The driver
     only feeds the actors and writes results, but Ray Data's scheduling loop wakes it ten times a second, and at
     niceness 0 each wake-up preempts an actor's thread at once: a 2-thread actor's parallel step then waits for that
     thread while the kernel leaves the other core idle rather than move it (perf sched on this 2-core VM: 6% idle
     in a Ray run, 1-3% in the binary's). A paired A/B (benches/ray_driver_niceness.py) measured the actor's images
     ~2% faster with the driver at 19. Raising a niceness needs no privilege; Linux keeps one per thread (threads
-    started later inherit their creator's), elsewhere id 0 sets the whole process's."""
+    started later inherit their creator's), elsewhere id 0 sets the whole process's. ``niceness``: the A/B bench
+    also sets 0 (as root) to compare."""
     if not hasattr(os, "setpriority"):
         return
     threads = os.listdir("/proc/self/task") if os.path.isdir("/proc/self/task") else ["0"]
     for tid in threads:
         try:
-            os.setpriority(os.PRIO_PROCESS, int(tid), 19)
+            os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
         except OSError:  # a thread that just ended
             pass
 
