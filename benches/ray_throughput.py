@@ -1,4 +1,5 @@
-"""Ray Data against the binary on one machine: the same folder of images, the same weights, rounds alternated.
+"""Ray Data against the binary on one machine: the same folder of images, the same weights, in rounds (every other
+one in reverse order); the medians, and the ratios to the binary within each round with their median.
 
     python benches/ray_throughput.py --weights W.safetensors [--copies 36] [--rounds 2]
 
@@ -54,6 +55,8 @@ def main() -> None:
                     help="also run both layouts with --address on a cluster started by `ray start --head`, as on a real cluster")
     ap.add_argument("--infer", default=str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/examples/infer"))
     args = ap.parse_args()
+    if args.small < 2:
+        ap.error("--small must be at least 2: the binary prints a one-image run as a table, without its 'N images in' line")
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="mrb-ray-bench-"))
     folder, small = scratch / "images", scratch / "small"
     folder.mkdir()
@@ -81,7 +84,9 @@ def main() -> None:
     fixed: dict[str, list[float]] = {k: [] for k in contenders}
     for r in range(args.rounds):
         cluster_up = False
-        for name, cmd in contenders.items():
+        # Every other round in reverse order, so a machine that drifts faster or slower over a round favours no one.
+        order = list(contenders.items())
+        for name, cmd in order if r % 2 == 0 else order[::-1]:
             if name.endswith(", running") and not cluster_up:
                 # Started for these contenders only (the others run with no Ray process around); its first job
                 # starts Ray Data's detached helper actors, which every later job on the cluster finds up.
@@ -106,12 +111,20 @@ def main() -> None:
                   f"{args.small} images: {secs[small]:.1f} s; steady {steady[name][-1]:.3f} images/s", flush=True)
         if cluster_up:
             subprocess.run([ray_cli, "stop", "--force"], check=True, capture_output=True, env=env)
-    base, base_steady = (statistics.median(x["binary (2 threads)"]) for x in (rates, steady))
+    binary = "binary (2 threads)"
+    base, base_steady = (statistics.median(x[binary]) for x in (rates, steady))
     print(f"\nmedians over {args.rounds} rounds of {args.copies} images (steady: the {args.copies - args.small} images beyond the small run's {args.small})")
     for name in contenders:
         rate, st = statistics.median(rates[name]), statistics.median(steady[name])
         print(f"  {name:26s} job {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {base / rate:.3f}; "
               f"steady {st:.3f} images/s, binary / this {base_steady / st:.3f}; fixed cost {statistics.median(fixed[name]):.1f} s")
+    # The same ratios taken within each round (the binary's run beside this one's), then their median.
+    print("per round, binary / this (job; steady), and their medians")
+    for name in contenders:
+        job = [b / x for b, x in zip(rates[binary], rates[name])]
+        st = [b / x for b, x in zip(steady[binary], steady[name])]
+        print(f"  {name:26s} job {' '.join(f'{v:.3f}' for v in job)} -> {statistics.median(job):.3f}; "
+              f"steady {' '.join(f'{v:.3f}' for v in st)} -> {statistics.median(st):.3f}")
     shutil.rmtree(scratch)
 
 
