@@ -50,6 +50,14 @@ fn ops(c: &mut Criterion) {
     let s2 = Conv2dConfig::new([256, 512], [1, 1]).with_stride([2, 2]).with_bias(false).init(&device);
     g.bench_function("conv1x1s2_256to512_200x304", |b| fresh(b, &x, &device, |t| s2.forward(t)));
     g.bench_function("host_conv1x1s2_256to512_200x304", |b| fresh(b, &x, &device, |t| conv2d(&s2, t)));
+    // ResNeXt 32x4d's grouped 3x3 convs: stage 1 (32 groups of 4 channels at stride 4) and stage 3 (32 of 16 at
+    // stride 16, 23 of X-101's blocks), Burn's against the host im2col path.
+    for (c, h, w) in [(128, 200, 304), (512, 50, 76)] {
+        let x = Tensor::<4>::random([1, c, h, w], Distribution::Default, &device);
+        let grouped = Conv2dConfig::new([c, c], [3, 3]).with_groups(32).with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1)).with_bias(false).init(&device);
+        g.bench_function(format!("conv3x3_g32_{c}x{h}x{w}"), |b| fresh(b, &x, &device, |t| grouped.forward(t)));
+        g.bench_function(format!("host_conv3x3_g32_{c}x{h}x{w}"), |b| fresh(b, &x, &device, |t| conv2d(&grouped, t)));
+    }
     let w = c1.weight.val().reshape([1024, 256]);
     g.bench_function("matmul1x1_256to1024_200x304", |b| fresh(b, &x, &device, |t| w.clone().matmul(t.reshape([256, 200 * 304])).reshape([1, 1024, 200, 304])));
     // The GEMM rate the floors divide by (`benches/floors.py`): 36 single-threaded 256x256x512 GEMMs on

@@ -39,10 +39,11 @@ fn x50_32x4d_gn_ws_end_to_end() {
     end_to_end("x50_gnws_hopper_320", case_detector("x50_gnws_hopper_320", Device::flex()), 100, 0.998);
 }
 
-/// Measured: 99/100, mask I/U 0.99742.
+/// Measured: 100/100, mask I/U 0.99703 (99/100, 0.99742 when its grouped convs ran as Burn's, before the host
+/// im2col path took them).
 #[test]
 fn x101_32x4d_gn_ws_end_to_end() {
-    end_to_end("x101_gnws_coffee_320", case_detector("x101_gnws_coffee_320", Device::flex()), 99, 0.995);
+    end_to_end("x101_gnws_coffee_320", case_detector("x101_gnws_coffee_320", Device::flex()), 100, 0.9955);
 }
 
 /// Measured: 100/100, mask I/U 0.99996.

@@ -2,7 +2,8 @@
 //! host buffers: `out[K, pixels] = W[K, C kh kw] x col[C kh kw, pixels]`, where `col` holds each output
 //! pixel's receptive field (im2col). A 1x1 stride-1 conv multiplies the input itself. Output pixels are split
 //! into blocks computed in parallel, each with its own `col` of a few MiB (the stem's whole `col` would be 143
-//! MB at 800x1216), one single-threaded GEMM each (the `gemm` crate flex itself uses).
+//! MB at 800x1216), one single-threaded GEMM each (the `gemm` crate flex itself uses). A grouped conv
+//! (ResNeXt's 32 groups of 4-32 channels) takes one GEMM per group on its rows of the same `col`.
 
 use std::cell::RefCell;
 
@@ -24,6 +25,8 @@ pub struct ConvShape {
     pub stride: [usize; 2],
     /// Padding `(top, left, bottom, right)`.
     pub padding: [usize; 4],
+    /// Input channels and filters split into this many independent groups (1: a dense conv).
+    pub groups: usize,
 }
 
 impl ConvShape {
@@ -36,7 +39,7 @@ impl ConvShape {
 
     /// Whether the input is the GEMM operand as it is (1x1, stride 1, no padding).
     fn pointwise(&self) -> bool {
-        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4]
+        self.kernel == [1, 1] && self.stride == [1, 1] && self.padding == [0; 4] && self.groups == 1
     }
 }
 
@@ -45,14 +48,15 @@ thread_local! {
     static COL: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// `x: [N, C, H, W]` (contiguous) convolved with `weight: [K, C, kh, kw]`, plus an optional bias:
-/// `[N, K, OH, OW]`. Zero padding, no dilation or groups.
+/// `x: [N, C, H, W]` (contiguous) convolved with `weight: [K, C / groups, kh, kw]`, plus an optional bias:
+/// `[N, K, OH, OW]`. Zero padding, no dilation.
 pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> Vec<f32> {
     let [n, c, h, w] = s.input;
     let [kh, kw] = s.kernel;
     let rows = c * kh * kw;
+    assert!(s.groups > 0 && c % s.groups == 0 && s.k % s.groups == 0, "{s:?}: groups must divide C and K");
     assert_eq!(x.len(), n * c * h * w);
-    assert_eq!(weight.len(), s.k * rows);
+    assert_eq!(weight.len(), s.k * rows / s.groups);
     let [oh, ow] = s.output_hw();
     let pixels = oh * ow;
     // Columns per block: `col` within ~2 MiB (an L2), at least 256 for the GEMM, and enough blocks for every thread.
@@ -76,16 +80,20 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
         COL.with_borrow_mut(|col| {
             col.resize(rows * count, 0.0);
             im2col(image, s, first, count, col);
-            // SAFETY: dst is the K x count block of image ni's [K, pixels] output starting at column `first`
-            // (row stride `pixels`, unit column stride): inside `out`, and written by this block only (blocks
-            // cover disjoint (image, pixel range) pairs). lhs is the K x rows weight (row stride rows); rhs is
-            // this thread's rows x count `col` (row stride count).
-            unsafe {
-                gemm(
-                    s.k, count, rows, shared.get().add(ni * s.k * pixels + first), 1, pixels as isize, false,
-                    weight.as_ptr(), 1, rows as isize, col.as_ptr(), 1, count as isize, 0.0, 1.0, false, false,
-                    false, Parallelism::None,
-                );
+            let dst = shared.get().wrapping_add(ni * s.k * pixels + first);
+            if s.groups == 1 {
+                // SAFETY: dst is the K x count block of image ni's [K, pixels] output starting at column `first`
+                // (row stride `pixels`, unit column stride): inside `out`, and written by this block only (blocks
+                // cover disjoint (image, pixel range) pairs). lhs is the K x rows weight (row stride rows); rhs is
+                // this thread's rows x count `col` (row stride count).
+                unsafe {
+                    gemm(
+                        s.k, count, rows, dst, 1, pixels as isize, false, weight.as_ptr(), 1, rows as isize,
+                        col.as_ptr(), 1, count as isize, 0.0, 1.0, false, false, false, Parallelism::None,
+                    );
+                }
+            } else {
+                grouped_gemms(weight, col, s, count, pixels, dst);
             }
         });
         if let Some(bias) = bias {
@@ -124,6 +132,26 @@ fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out:
                     unsafe { *dst.get().add(ki * pixels + p) += bias[ki] };
                 }
             });
+        }
+    }
+}
+
+/// Each group's `out[g] = W[g] x col[g]` for one block, computed transposed (`out[g]^T = col[g]^T x W[g]^T`): a
+/// group has only 4-32 filters, too few rows for the GEMM's 64-row tiles, while the block's pixels fill them.
+fn grouped_gemms(weight: &[f32], col: &[f32], s: ConvShape, count: usize, pixels: usize, dst: *mut f32) {
+    let (kg, rows_g) = (s.k / s.groups, s.input[1] / s.groups * s.kernel[0] * s.kernel[1]);
+    for g in 0..s.groups {
+        // SAFETY: dst (the caller's block: column `first` of image ni's [K, pixels] output, inside `out` and
+        // written by this block only) offset by group g's first filter row stays inside that block: the count x kg
+        // result is written at rows g*kg..(g+1)*kg (column stride `pixels` between filters, unit stride between
+        // pixels). lhs is group g's rows of `col` read as count x rows_g (unit stride between pixels, `count`
+        // between rows); rhs is group g's filters, [kg, rows_g] row-major, read as rows_g x kg.
+        unsafe {
+            gemm(
+                count, kg, rows_g, dst.add(g * kg * pixels), pixels as isize, 1, false,
+                col.as_ptr().add(g * rows_g * count), count as isize, 1, weight.as_ptr().add(g * kg * rows_g),
+                rows_g as isize, 1, 0.0, 1.0, false, false, false, Parallelism::None,
+            );
         }
     }
 }
@@ -178,13 +206,15 @@ mod tests {
                 for oy in 0..oh {
                     for ox in 0..ow {
                         let mut sum = bias[ki] as f64;
-                        for ci in 0..c {
+                        let (cg, kg) = (c / s.groups, s.k / s.groups);
+                        for ci in ki / kg * cg..(ki / kg + 1) * cg {
                             for dy in 0..kh {
                                 for dx in 0..kw {
                                     let iy = (oy * s.stride[0] + dy).wrapping_sub(s.padding[0]);
                                     let ix = (ox * s.stride[1] + dx).wrapping_sub(s.padding[1]);
                                     if iy < h && ix < w {
-                                        sum += x[((ni * c + ci) * h + iy) * w + ix] as f64 * weight[((ki * c + ci) * kh + dy) * kw + dx] as f64;
+                                        let wi = ((ki * cg + ci % cg) * kh + dy) * kw + dx;
+                                        sum += x[((ni * c + ci) * h + iy) * w + ix] as f64 * weight[wi] as f64;
                                     }
                                 }
                             }
@@ -199,16 +229,20 @@ mod tests {
 
     #[test]
     fn matches_direct_convolution() {
-        // The stem, a strided 3x3, a strided and a plain 1x1, odd sizes, several images, many blocks.
+        // The stem, a strided 3x3, a strided and a plain 1x1, odd sizes, several images, many blocks; grouped 3x3
+        // convs (ResNeXt's, plain and strided) and a grouped 1x1.
         let cases = [
-            ([1, 3, 23, 30], 8, [7, 7], [2, 2], [3, 3, 3, 3]),
-            ([2, 6, 11, 9], 5, [3, 3], [2, 2], [1, 1, 1, 1]),
-            ([2, 16, 9, 13], 7, [1, 1], [2, 2], [0; 4]),
-            ([3, 20, 40, 37], 9, [1, 1], [1, 1], [0; 4]),
-            ([1, 4, 5, 6], 3, [3, 2], [1, 2], [1, 0, 2, 1]),
+            ([1, 3, 23, 30], 8, [7, 7], [2, 2], [3, 3, 3, 3], 1),
+            ([2, 6, 11, 9], 5, [3, 3], [2, 2], [1, 1, 1, 1], 1),
+            ([2, 16, 9, 13], 7, [1, 1], [2, 2], [0; 4], 1),
+            ([3, 20, 40, 37], 9, [1, 1], [1, 1], [0; 4], 1),
+            ([1, 4, 5, 6], 3, [3, 2], [1, 2], [1, 0, 2, 1], 1),
+            ([2, 32, 30, 27], 32, [3, 3], [1, 1], [1, 1, 1, 1], 8),
+            ([1, 24, 17, 22], 12, [3, 3], [2, 2], [1, 1, 1, 1], 4),
+            ([1, 12, 9, 8], 6, [1, 1], [1, 1], [0; 4], 3),
         ];
-        for (input, k, kernel, stride, padding) in cases {
-            let s = ConvShape { input, k, kernel, stride, padding };
+        for (input, k, kernel, stride, padding, groups) in cases {
+            let s = ConvShape { input, k, kernel, stride, padding, groups };
             let [n, c, h, w] = input;
             let mut seed = 99u64;
             let mut rnd = || {
@@ -216,7 +250,7 @@ mod tests {
                 ((seed >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
             };
             let x: Vec<f32> = (0..n * c * h * w).map(|_| rnd()).collect();
-            let weight: Vec<f32> = (0..k * c * kernel[0] * kernel[1]).map(|_| rnd()).collect();
+            let weight: Vec<f32> = (0..k * c / groups * kernel[0] * kernel[1]).map(|_| rnd()).collect();
             let bias: Vec<f32> = (0..k).map(|_| rnd()).collect();
             let expect = direct(&x, &weight, &bias, s);
             let got = conv2d(&x, &weight, Some(&bias), s);

@@ -25,7 +25,7 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     match (implementation(op, &x.device(), x.dtype()), plain_padding(conv)) {
         (Impl::Host, _) if op == Op::Conv3x3 => winograd_conv(conv, x, false),
         (Impl::Host, Some(padding)) => im2col_conv(conv, x, padding),
-        (Impl::Cube, Some(padding)) => {
+        (Impl::Cube, Some(padding)) if conv.groups == 1 => {
             let [k, ..] = conv.weight.dims();
             let bias = conv.bias.as_ref().map(|b| b.val()).unwrap_or_else(|| Tensor::<1>::zeros([k], &x.device()).cast(x.dtype()));
             cube::plain_conv2d(x, conv.weight.val(), bias, conv.stride, padding)
@@ -76,7 +76,7 @@ pub fn conv2d_pair(a: &Conv2d, b: &Conv2d, x: Tensor<4>) -> (Tensor<4>, Tensor<4
                 (Some(ba), Some(bb)) => Some(Tensor::cat(vec![ba.val(), bb.val()], 0)),
                 _ => None,
             };
-            let y = im2col_host(weight, bias, (a.kernel_size, a.stride), x, padding);
+            let y = im2col_host(weight, bias, (a.kernel_size, a.stride, a.groups), x, padding);
             let k = y.dims()[1];
             (y.clone().narrow(1, 0, ka), y.narrow(1, ka, k - ka))
         }
@@ -107,14 +107,17 @@ fn winograd_conv_each(conv: &Conv2d, xs: impl IntoIterator<Item = Tensor<4>>, re
 
 /// im2col + GEMM on flex's host buffers.
 fn im2col_conv(conv: &Conv2d, x: Tensor<4>, padding: [usize; 4]) -> Tensor<4> {
-    im2col_host(conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), (conv.kernel_size, conv.stride), x, padding)
+    im2col_host(conv.weight.val(), conv.bias.as_ref().map(|b| b.val()), (conv.kernel_size, conv.stride, conv.groups), x, padding)
 }
 
-/// `weight` (`[K, C, kh, kw]`) and `bias` with the given (kernel, stride) and padding, by im2col + GEMM.
-fn im2col_host(weight: Tensor<4>, bias: Option<Tensor<1>>, (kernel, stride): ([usize; 2], [usize; 2]), x: Tensor<4>, padding: [usize; 4]) -> Tensor<4> {
+/// `weight` (`[K, C / groups, kh, kw]`) and `bias` with the given (kernel, stride, groups) and padding, by im2col +
+/// GEMM.
+fn im2col_host(
+    weight: Tensor<4>, bias: Option<Tensor<1>>, (kernel, stride, groups): ([usize; 2], [usize; 2], usize), x: Tensor<4>, padding: [usize; 4],
+) -> Tensor<4> {
     let device = x.device();
     let k = weight.dims()[0];
-    let shape = im2col::ConvShape { input: x.dims(), k, kernel, stride, padding };
+    let shape = im2col::ConvShape { input: x.dims(), k, kernel, stride, padding, groups };
     let weight = flex::host_values(weight);
     let bias = bias.map(flex::host_values);
     let y = im2col::conv2d(&flex::host_values(x), &weight, bias.as_deref(), shape);
@@ -137,9 +140,10 @@ impl SharedMut {
     }
 }
 
-/// `(top, left, bottom, right)` when the plain kernel covers `conv` (explicit or no padding, no dilation, no groups).
+/// `(top, left, bottom, right)` when the host im2col kernel covers `conv` (explicit or no padding, no dilation; the
+/// plain GPU kernel also wants no groups).
 fn plain_padding(conv: &Conv2d) -> Option<[usize; 4]> {
-    if conv.dilation != [1, 1] || conv.groups != 1 {
+    if conv.dilation != [1, 1] {
         return None;
     }
     match conv.padding {
@@ -191,13 +195,15 @@ mod tests {
         close(each.next().unwrap(), relu(c3.forward(small)));
     }
 
-    /// The dispatched conv equals Burn's own on flex, with and without bias, on a map and on a batch of RoIs;
-    /// a strided 3x3 conv keeps Burn's path.
+    /// The dispatched conv equals Burn's own on flex, with and without bias, on a map and on a batch of RoIs,
+    /// strided, and grouped as ResNeXt's (plain and strided).
     #[test]
     fn dispatch_equals_burns_conv() {
         let device = Device::flex();
-        for (shape, bias, stride) in [([1, 32, 19, 26], true, 1), ([40, 16, 7, 7], false, 1), ([1, 8, 9, 9], false, 2)] {
+        let cases = [([1, 32, 19, 26], true, 1, 1), ([40, 16, 7, 7], false, 1, 1), ([1, 8, 9, 9], false, 2, 1), ([1, 32, 19, 26], false, 1, 8), ([2, 16, 15, 12], true, 2, 4)];
+        for (shape, bias, stride, groups) in cases {
             let conv = Conv2dConfig::new([shape[1], 24], [3, 3])
+                .with_groups(groups)
                 .with_stride([stride, stride])
                 .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
                 .with_bias(bias)
