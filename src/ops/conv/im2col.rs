@@ -178,10 +178,23 @@ fn im2col(image: &[f32], s: ConvShape, first: usize, count: usize, col: &mut [f3
                     if iy >= h {
                         out.fill(0.0);
                     } else {
+                        // Output columns [lo, hi) read inside the line (ix = ox * sw + dx - left in 0..w), the
+                        // rest is padding: a copy (stride 1) or a strided gather without bounds tests.
                         let line = &plane[iy * w..][..w];
-                        for (o, ox) in out.iter_mut().zip(ox0..) {
-                            let ix = (ox * sw + dx).wrapping_sub(left);
-                            *o = if ix < w { line[ix] } else { 0.0 };
+                        let lo = left.saturating_sub(dx).div_ceil(sw).clamp(ox0, ox0 + run);
+                        let hi = (w + left).saturating_sub(dx).div_ceil(sw).clamp(lo, ox0 + run);
+                        out[..lo - ox0].fill(0.0);
+                        out[hi - ox0..].fill(0.0);
+                        if hi > lo {
+                            let first_ix = lo * sw + dx - left;
+                            let inside = &mut out[lo - ox0..hi - ox0];
+                            if sw == 1 {
+                                inside.copy_from_slice(&line[first_ix..][..hi - lo]);
+                            } else {
+                                for (o, v) in inside.iter_mut().zip(line[first_ix..].iter().step_by(sw)) {
+                                    *o = *v;
+                                }
+                            }
                         }
                     }
                     p += run;
