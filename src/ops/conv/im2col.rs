@@ -60,7 +60,13 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
     let [oh, ow] = s.output_hw();
     let pixels = oh * ow;
     // Columns per block: `col` within ~2 MiB (an L2), at least 256 for the GEMM, and enough blocks for every thread.
-    let per_block = ((1usize << 19) / rows).clamp(256, 4096).min(pixels.div_ceil(2 * rayon::current_num_threads()).max(64));
+    // A grouped conv builds one group's rows at a time, so its blocks can be wider (a stage-1 ResNeXt conv 2x
+    // faster with 4096 columns than with 455), kept to 4 per thread for the balance (stage 3, 3800 pixels).
+    let threads = rayon::current_num_threads();
+    let per_block = match s.groups {
+        1 => ((1usize << 19) / rows).clamp(256, 4096).min(pixels.div_ceil(2 * threads).max(64)),
+        g => ((1usize << 19) * g / rows).clamp(256, 4096).min(pixels.div_ceil(4 * threads).max(64)),
+    };
     let blocks_per_image = pixels.div_ceil(per_block);
     let len = n * s.k * pixels;
     // Not zeroed: the GEMMs write every element (they do not read the destination: `read_dst` false) before the
@@ -78,10 +84,13 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
         let count = per_block.min(pixels - first);
         let image = &x[ni * c * h * w..][..c * h * w];
         COL.with_borrow_mut(|col| {
-            col.resize(rows * count, 0.0);
-            im2col(image, s, first, count, col);
             let dst = shared.get().wrapping_add(ni * s.k * pixels + first);
-            if s.groups == 1 {
+            if s.groups > 1 {
+                return grouped_gemms(image, weight, col, s, first, count, pixels, dst);
+            }
+            col.resize(rows * count, 0.0);
+            im2col(image, s, 0..c, first, count, col);
+            {
                 // SAFETY: dst is the K x count block of image ni's [K, pixels] output starting at column `first`
                 // (row stride `pixels`, unit column stride): inside `out`, and written by this block only (blocks
                 // cover disjoint (image, pixel range) pairs). lhs is the K x rows weight (row stride rows); rhs is
@@ -92,8 +101,6 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
                         col.as_ptr(), 1, count as isize, 0.0, 1.0, false, false, false, Parallelism::None,
                     );
                 }
-            } else {
-                grouped_gemms(weight, col, s, count, pixels, dst);
             }
         });
         if let Some(bias) = bias {
@@ -136,38 +143,44 @@ fn pointwise(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape, out:
     }
 }
 
-/// Each group's `out[g] = W[g] x col[g]` for one block, computed transposed (`out[g]^T = col[g]^T x W[g]^T`): a
-/// group has only 4-32 filters, too few rows for the GEMM's 64-row tiles, while the block's pixels fill them.
-fn grouped_gemms(weight: &[f32], col: &[f32], s: ConvShape, count: usize, pixels: usize, dst: *mut f32) {
-    let (kg, rows_g) = (s.k / s.groups, s.input[1] / s.groups * s.kernel[0] * s.kernel[1]);
+/// Each group's `out[g] = W[g] x col[g]` for one block, its `col[g]` built just before (so it is still in cache),
+/// computed transposed (`out[g]^T = col[g]^T x W[g]^T`): a group has only 4-32 filters, too few rows for the
+/// GEMM's 64-row tiles, while the block's pixels fill them.
+#[allow(clippy::too_many_arguments)]
+fn grouped_gemms(image: &[f32], weight: &[f32], col: &mut Vec<f32>, s: ConvShape, first: usize, count: usize, pixels: usize, dst: *mut f32) {
+    let cg = s.input[1] / s.groups;
+    let (kg, rows_g) = (s.k / s.groups, cg * s.kernel[0] * s.kernel[1]);
+    col.resize(rows_g * count, 0.0);
     for g in 0..s.groups {
+        im2col(image, s, g * cg..(g + 1) * cg, first, count, col);
         // SAFETY: dst (the caller's block: column `first` of image ni's [K, pixels] output, inside `out` and
         // written by this block only) offset by group g's first filter row stays inside that block: the count x kg
         // result is written at rows g*kg..(g+1)*kg (column stride `pixels` between filters, unit stride between
-        // pixels). lhs is group g's rows of `col` read as count x rows_g (unit stride between pixels, `count`
+        // pixels). lhs is `col` (group g's rows) read as count x rows_g (unit stride between pixels, `count`
         // between rows); rhs is group g's filters, [kg, rows_g] row-major, read as rows_g x kg.
         unsafe {
             gemm(
                 count, kg, rows_g, dst.add(g * kg * pixels), pixels as isize, 1, false,
-                col.as_ptr().add(g * rows_g * count), count as isize, 1, weight.as_ptr().add(g * kg * rows_g),
+                col.as_ptr(), count as isize, 1, weight.as_ptr().add(g * kg * rows_g),
                 rows_g as isize, 1, 0.0, 1.0, false, false, false, Parallelism::None,
             );
         }
     }
 }
 
-/// `col[(ci, dy, dx), p]` = the input under tap (dy, dx) of output pixel `first + p`, zero in the padding.
-fn im2col(image: &[f32], s: ConvShape, first: usize, count: usize, col: &mut [f32]) {
-    let [_, c, h, w] = s.input;
+/// `col[(ci - channels.start, dy, dx), p]` = channel ci's input under tap (dy, dx) of output pixel `first + p`,
+/// zero in the padding.
+fn im2col(image: &[f32], s: ConvShape, channels: std::ops::Range<usize>, first: usize, count: usize, col: &mut [f32]) {
+    let [_, _, h, w] = s.input;
     let [kh, kw] = s.kernel;
     let [sh, sw] = s.stride;
     let [top, left, ..] = s.padding;
     let ow = s.output_hw()[1];
-    for ci in 0..c {
+    for (row, ci) in channels.enumerate() {
         let plane = &image[ci * h * w..][..h * w];
         for dy in 0..kh {
             for dx in 0..kw {
-                let dst = &mut col[((ci * kh + dy) * kw + dx) * count..][..count];
+                let dst = &mut col[((row * kh + dy) * kw + dx) * count..][..count];
                 let mut p = first;
                 // One output row at a time: the interior of a row is a strided copy without bounds tests.
                 while p < first + count {
