@@ -3,7 +3,7 @@
 //! pixel's receptive field (im2col). A 1x1 stride-1 conv multiplies the input itself. Output pixels are split
 //! into blocks computed in parallel, each with its own `col` of a few MiB (the stem's whole `col` would be 143
 //! MB at 800x1216), one single-threaded GEMM each (the `gemm` crate flex itself uses). A grouped conv
-//! (ResNeXt's 32 groups of 4-32 channels) takes one GEMM per group on its rows of the same `col`.
+//! (ResNeXt's 32 groups of 4-32 channels) builds one group's rows of `col` at a time, one GEMM each.
 
 use std::cell::RefCell;
 
@@ -62,11 +62,9 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
     // Columns per block: `col` within ~2 MiB (an L2), at least 256 for the GEMM, and enough blocks for every thread.
     // A grouped conv builds one group's rows at a time, so its blocks can be wider (a stage-1 ResNeXt conv 2x
     // faster with 4096 columns than with 455), kept to 4 per thread for the balance (stage 3, 3800 pixels).
-    let threads = rayon::current_num_threads();
-    let per_block = match s.groups {
-        1 => ((1usize << 19) / rows).clamp(256, 4096).min(pixels.div_ceil(2 * threads).max(64)),
-        g => ((1usize << 19) * g / rows).clamp(256, 4096).min(pixels.div_ceil(4 * threads).max(64)),
-    };
+    let blocks_per_thread = if s.groups == 1 { 2 } else { 4 };
+    let min_blocks = blocks_per_thread * rayon::current_num_threads();
+    let per_block = ((1usize << 19) / (rows / s.groups)).clamp(256, 4096).min(pixels.div_ceil(min_blocks).max(64));
     let blocks_per_image = pixels.div_ceil(per_block);
     let len = n * s.k * pixels;
     // Not zeroed: the GEMMs write every element (they do not read the destination: `read_dst` false) before the
@@ -86,11 +84,10 @@ pub fn conv2d(x: &[f32], weight: &[f32], bias: Option<&[f32]>, s: ConvShape) -> 
         COL.with_borrow_mut(|col| {
             let dst = shared.get().wrapping_add(ni * s.k * pixels + first);
             if s.groups > 1 {
-                return grouped_gemms(image, weight, col, s, first, count, pixels, dst);
-            }
-            col.resize(rows * count, 0.0);
-            im2col(image, s, 0..c, first, count, col);
-            {
+                grouped_gemms(image, weight, col, s, first, count, pixels, dst);
+            } else {
+                col.resize(rows * count, 0.0);
+                im2col(image, s, 0..c, first, count, col);
                 // SAFETY: dst is the K x count block of image ni's [K, pixels] output starting at column `first`
                 // (row stride `pixels`, unit column stride): inside `out`, and written by this block only (blocks
                 // cover disjoint (image, pixel range) pairs). lhs is the K x rows weight (row stride rows); rhs is
@@ -191,8 +188,8 @@ fn im2col(image: &[f32], s: ConvShape, channels: std::ops::Range<usize>, first: 
                     if iy >= h {
                         out.fill(0.0);
                     } else {
-                        // Output columns [lo, hi) read inside the line (ix = ox * sw + dx - left in 0..w), the
-                        // rest is padding: a copy (stride 1) or a strided gather without bounds tests.
+                        // Output columns [lo, hi) read inside the line (ix = ox * sw + dx - left in 0..w); the
+                        // rest is padding.
                         let line = &plane[iy * w..][..w];
                         let lo = left.saturating_sub(dx).div_ceil(sw).clamp(ox0, ox0 + run);
                         let hi = (w + left).saturating_sub(dx).div_ceil(sw).clamp(lo, ox0 + run);
