@@ -81,6 +81,9 @@ class Predictor:
         model, weights, device, precision, score_thr, classes: as :class:`mask_rcnn_burn.Detector`'s. With
             ``device="auto"`` in an actor Ray gave GPUs, the actor takes its own GPU (:func:`adapter_for_gpu`).
         threads: the Rust thread pool's size (default: the actor's CPUs as Ray assigned them).
+        max_batch: the most images per network call (default: all of a call's images, same-shape ones together):
+            with ``map_batches(batch_size=None)`` a whole block comes in one call, and this keeps the network's
+            batch small.
         image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
         category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
 
@@ -99,7 +102,10 @@ class Predictor:
         threads: int | None = None,
         image_ids: dict[str, int] | None = None,
         category_ids: Sequence[int] | None = None,
+        max_batch: int | None = None,
     ) -> None:
+        if max_batch is not None and max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         threads = threads or _assigned_cpus()
         if threads:
             # Read when the Rust thread pool starts, which is at the first prediction of this process.
@@ -116,34 +122,42 @@ class Predictor:
         self.detector = Detector(model, weights=weights, device=device, precision=precision, score_thr=score_thr, classes=classes)
         self.image_ids = image_ids
         self.category_ids = None if category_ids is None else list(category_ids)
+        self.max_batch = max_batch
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         paths = [str(p) for p in batch["path"]]
-        out: dict[str, list] = {"path": paths, "image_id": [], "detections": [None] * len(paths), "error": [None] * len(paths)}
-        images, rows = [], []
-        for i, (path, data) in enumerate(zip(paths, batch["bytes"])):
-            out["image_id"].append(self._image_id(path, i))
-            try:
-                images.append(imread(bytes(data)))
-                rows.append(i)
-            except Error as e:
-                out["error"][i] = f"{path}: {e}"
-        if images:
-            try:
-                results = self.detector.predict_batch(images)
-            except Error:
-                # A batch that fails (a device out of memory) runs again image by image: each row its own outcome.
-                results = []
-                for i, image in zip(rows, images):
-                    try:
-                        results.append(self.detector.predict(image))
-                    except Error as e:
-                        out["error"][i] = f"{paths[i]}: {e}"
-                        results.append(None)
-            for i, res in zip(rows, results):
-                if res is not None:
-                    out["detections"][i] = json.dumps(res.to_coco(out["image_id"][i], self.category_ids), separators=(",", ":"))
+        out: dict[str, list] = {"path": paths, "image_id": [self._image_id(p, i) for i, p in enumerate(paths)],
+                                "detections": [None] * len(paths), "error": [None] * len(paths)}
+        # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its images'.
+        step = self.max_batch or max(1, len(paths))
+        for at in range(0, len(paths), step):
+            images, rows = [], []
+            for i in range(at, min(at + step, len(paths))):
+                try:
+                    images.append(imread(bytes(batch["bytes"][i])))
+                    rows.append(i)
+                except Error as e:
+                    out["error"][i] = f"{paths[i]}: {e}"
+            if images:
+                self._predict(images, rows, paths, out)
         return out
+
+    def _predict(self, images: list, rows: list[int], paths: list[str], out: dict[str, list]) -> None:
+        """Fills ``out``'s rows ``rows`` with the detections of ``images`` (one network call) or their errors."""
+        try:
+            results = self.detector.predict_batch(images)
+        except Error:
+            # A batch that fails (a device out of memory) runs again image by image: each row its own outcome.
+            results = []
+            for i, image in zip(rows, images):
+                try:
+                    results.append(self.detector.predict(image))
+                except Error as e:
+                    out["error"][i] = f"{paths[i]}: {e}"
+                    results.append(None)
+        for i, res in zip(rows, results):
+            if res is not None:
+                out["detections"][i] = json.dumps(res.to_coco(out["image_id"][i], self.category_ids), separators=(",", ":"))
 
     def _image_id(self, path: str, position: int) -> int:
         if self.image_ids is not None:
@@ -251,6 +265,26 @@ def _complete_entries(text: str) -> list:
     return out
 
 
+def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None):
+    """The entry's dataset: ``present``'s ``(path, image id)`` read and run through :class:`Predictor` actors."""
+    import ray
+
+    # Small blocks: results reach the output (and `.done`) as each block finishes, so a killed job loses little and
+    # --resume redoes little; one image per block for small sets, at most ~16 per block for large ones.
+    blocks = min(len(present), max(8 * args.actors, -(-len(present) // 16)))
+    # Read tasks that ask what the actors ask, and a whole block per call (batch_size=None; `--batch` caps the
+    # network's batch inside the actor): Ray Data then fuses the read into the actors (ReadBinary->MapBatches), so
+    # each actor reads its own files, with no read-task worker process beside it (on 2 cores, ~0.9 s of CPU importing
+    # ray.data) and no image bytes through the object store.
+    resources = dict(num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor)
+    ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks, **resources)
+    kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision, score_thr=args.score_thr,
+                  threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=dict(present), category_ids=categories,
+                  max_batch=args.batch)
+    return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
+                          batch_size=None, batch_format="numpy", **resources)
+
+
 def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> int:
     """The ``python -m mask_rcnn_burn.ray`` command; ``yield_driver`` (what the command passes) puts this process's
     threads at niceness 19 once Ray is up (:func:`_yield_to_workers`), which an unprivileged process cannot undo, so
@@ -272,7 +306,7 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--score-thr", type=float)
-    ap.add_argument("--batch", type=int, default=1, help="images per map_batches call (same-shape ones batched)")
+    ap.add_argument("--batch", type=int, default=1, help="images per network call in an actor (same-shape ones batched)")
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--cpus-per-actor", type=float, default=1)
     ap.add_argument("--gpus-per-actor", type=float, default=0)
@@ -316,16 +350,7 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
             results.append([(i, [])])
             failed += 1
     if present:
-        ids = {p: i for p, i in present}
-        # Small blocks: results reach the output (and `.done`) as each block finishes, so a killed job loses little and
-        # --resume redoes little; one image per block for small sets, at most ~16 per block for large ones.
-        blocks = min(len(present), max(8 * args.actors, -(-len(present) // 16)))
-        ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks)
-        kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision,
-                      score_thr=args.score_thr, threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=ids, category_ids=categories)
-        out = ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
-                             num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor, batch_size=args.batch, batch_format="numpy")
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
+        for batch in _pipeline(args, present, categories).iter_batches(batch_size=None, batch_format="numpy"):
             rows = []
             for path, image_id, dets, error in zip(batch["path"], batch["image_id"], batch["detections"], batch["error"]):
                 # Missing values come back as None or NaN, depending on the block format.

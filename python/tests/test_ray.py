@@ -166,3 +166,38 @@ stop.set()
     start, *out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
     assert int(start) < 19, "the test needs a process below niceness 19 to see the change"
     assert out == ["[19]", "True"]
+
+
+def test_predictor_caps_the_network_batch_and_keeps_each_rows_outcome(weights, config_320):
+    """A whole block in one call (the entry's batch_size=None): ``max_batch`` images per network call, the same
+    detections as one call over them all, a corrupt image its own row's error."""
+    names = ["coffee_600x400.png", "hopper_640x480.png", "coffee_600x400_q85.jpg"]
+    batch = {"path": [f"/data/{i + 1:06d}.png" for i in range(4)],
+             "bytes": [(IMAGES / n).read_bytes() for n in names[:2]] + [b"\x89PNG\r\n\x1a\n not really", (IMAGES / names[2]).read_bytes()]}
+    kwargs = dict(model=str(config_320), weights=str(weights), device="cpu", threads=1)
+    whole = mrb_ray.Predictor(**kwargs)(batch)
+    capped = mrb_ray.Predictor(**kwargs, max_batch=1)(batch)
+    assert capped == whole
+    assert whole["image_id"] == [1, 2, 3, 4]
+    assert [e is None for e in whole["error"]] == [True, True, False, True]
+    assert whole["error"][2].startswith("/data/000003.png: ")
+    assert all(len(json.loads(d)) > 0 for i, d in enumerate(whole["detections"]) if i != 2)
+    with pytest.raises(ValueError, match="max_batch"):
+        mrb_ray.Predictor(**kwargs, max_batch=0)
+
+
+def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
+    """The entry's read and predict fuse into one operator (ReadBinary->MapBatches): no read task in a process of
+    its own beside the actors, for CPU and GPU actors alike (the fused read asks the actors' resources)."""
+    import argparse
+
+    args = argparse.Namespace(model=str(config_320), weights=str(weights), device="cpu", precision="f32", score_thr=None, batch=1,
+                              actors=1, cpus_per_actor=0.5, gpus_per_actor=0, threads=1)
+    present = [(str(IMAGES / "coffee_600x400.png"), 1), (str(IMAGES / "hopper_640x480.png"), 2)]
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = mrb_ray._pipeline(args, present, None).materialize()
+        assert sorted(out.to_pandas()["image_id"]) == [1, 2]
+        assert "ReadBinary->MapBatches(Predictor)" in out.stats(), out.stats()
+    finally:
+        ray.shutdown()
