@@ -14,6 +14,13 @@ through the network together; each row comes out with ``path``, ``detections`` (
 that image, as JSON text, masks as RLE) and ``error`` (``None``, or the one-line message: a corrupt or unreadable
 image is a row with an error, never a failed job).
 
+To have each actor read its own files (no read tasks in processes beside the actors, no image bytes through the
+object store: what the entry does), give the read the actors' resources and hand each actor whole blocks, capping the
+network's batch in the actor instead; Ray Data then fuses the two (``ReadBinary->MapBatches(Predictor)``):
+
+    ds = ray.data.read_binary_files(paths, include_paths=True, num_cpus=2)
+    out = ds.map_batches(Predictor, fn_constructor_kwargs={..., "max_batch": 8}, concurrency=8, num_cpus=2, batch_size=None)
+
 ``python -m mask_rcnn_burn.ray --images DIR --json OUT`` runs it end to end (see ``--help``).
 """
 
