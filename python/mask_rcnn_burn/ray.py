@@ -272,13 +272,18 @@ def _complete_entries(text: str) -> list:
     return out
 
 
+def _blocks(images: int, actors: int, batch: int) -> int:
+    """How many blocks the entry reads ``images`` into. Small ones: results reach the output (and ``.done``) as each
+    block finishes, so a killed job loses little and ``--resume`` redoes little; one image per block for small sets,
+    at most ~16 per block for large ones; but at least ``batch`` images a block, so that a network batch can fill."""
+    return max(1, min(images, max(8 * actors, -(-images // 16)), images // batch))
+
+
 def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None):
     """The entry's dataset: ``present``'s ``(path, image id)`` read and run through :class:`Predictor` actors."""
     import ray
 
-    # Small blocks: results reach the output (and `.done`) as each block finishes, so a killed job loses little and
-    # --resume redoes little; one image per block for small sets, at most ~16 per block for large ones.
-    blocks = min(len(present), max(8 * args.actors, -(-len(present) // 16)))
+    blocks = _blocks(len(present), args.actors, args.batch)
     # Read tasks that ask what the actors ask, and a whole block per call (batch_size=None; `--batch` caps the
     # network's batch inside the actor): Ray Data then fuses the read into the actors (ReadBinary->MapBatches), so
     # each actor reads its own files, with no read-task worker process beside it (on 2 cores, ~0.9 s of CPU importing
@@ -322,6 +327,8 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     args = ap.parse_args(argv)
     if args.annotations and not args.images:
         ap.error("--annotations needs --images")
+    if args.batch < 1:
+        ap.error(f"--batch must be at least 1, got {args.batch}")
 
     import ray
 

@@ -201,3 +201,11 @@ def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
         assert "ReadBinary->MapBatches(Predictor)" in out.stats(), out.stats()
     finally:
         ray.shutdown()
+
+
+def test_blocks_are_small_but_hold_a_network_batch():
+    assert mrb_ray._blocks(6, actors=1, batch=1) == 6  # one image a block
+    assert mrb_ray._blocks(36, actors=2, batch=1) == 16  # 8 per actor
+    assert mrb_ray._blocks(1000, actors=2, batch=1) == 63  # ~16 images a block
+    assert mrb_ray._blocks(36, actors=2, batch=4) == 9  # 4 images a block, not 2.25
+    assert mrb_ray._blocks(3, actors=1, batch=4) == 1
