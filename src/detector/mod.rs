@@ -174,9 +174,9 @@ impl Detector {
     /// that the host kernels' parallel loops fork inside the pool. Called from outside it, each loop is handed to
     /// the pool and its end back to the calling thread (and a one-thread pool's caller runs the GEMMs between):
     /// thousands of hand-overs per image, each a wait for a core when other processes share it. Measured on 2
-    /// cores (benches/logs/host_pool_ab.txt): a one-thread pool's images 0.93x the time, a one-thread Ray actor's
-    /// runnable-but-waiting time 7 s -> 1.7 s per 32 s job; two threads unchanged. Inside the pool, or on a GPU,
-    /// `f` runs here.
+    /// cores (benches/logs/host_pool_ab.txt): Python's `predict` with one thread 0.93x the time, a one-thread Ray
+    /// actor's runnable-but-waiting time 7 s -> 1.7 s per 32 s job; the binary unchanged at one and two threads.
+    /// Inside the pool, or on a GPU, `f` runs here.
     fn on_host_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         if self.profile.is_host() { rayon::scope(|_| f()) } else { f() }
     }
