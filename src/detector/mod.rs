@@ -124,7 +124,7 @@ impl Detector {
     /// [`predict`](Self::predict) with the wall time of each stage.
     pub fn predict_timed(&self, img: &BgrImage) -> Result<(Detections, StageTimings)> {
         self.on_host_pool(|| {
-            let (mut out, timings) = self.predict_preprocessed(&[&self.preprocess(img)])?;
+            let (mut out, timings) = self.predict_preprocessed_here(&[&self.preprocess(img)])?;
             Ok((out.remove(0), timings))
         })
     }
@@ -146,7 +146,7 @@ impl Detector {
         for shape in shapes {
             let members: Vec<usize> = (0..pre.len()).filter(|&i| pre[i].meta.pad_shape == shape).collect();
             let batch: Vec<&Preprocessed> = members.iter().map(|&i| &pre[i]).collect();
-            for (&i, d) in members.iter().zip(self.predict_preprocessed(&batch)?.0) {
+            for (&i, d) in members.iter().zip(self.predict_preprocessed_here(&batch)?.0) {
                 out[i] = Some(d);
             }
         }
@@ -176,7 +176,8 @@ impl Detector {
     /// thousands of hand-overs per image, each a wait for a core when other processes share it. Measured on 2
     /// cores (benches/logs/host_pool_ab.txt): Python's `predict` with one thread 0.93x the time, a one-thread Ray
     /// actor's runnable-but-waiting time 7 s -> 1.7 s per 32 s job; the binary unchanged at one and two threads.
-    /// Inside the pool, or on a GPU, `f` runs here.
+    /// Inside the pool, or on a GPU, `f` runs here. Public methods enter the pool once; their `_here` twins are
+    /// what they call inside it.
     fn on_host_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         if self.profile.is_host() { rayon::scope(|_| f()) } else { f() }
     }
