@@ -36,7 +36,7 @@ pub mod sliced;
 pub mod weights;
 
 pub use config::ModelConfig;
-pub use detector::{Detector, DetectorBuilder};
+pub use detector::{Detector, DetectorBuilder, MAX_STREAMS};
 pub use device::{DeviceProfile, DeviceSpec};
 pub use error::{Error, ErrorKind, Result};
 pub use image::{BgrImage, ImageLimits};

@@ -5,7 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
-use mask_rcnn_burn::{BgrImage, Detector};
+use mask_rcnn_burn::{BgrImage, Detector, ErrorKind, MAX_STREAMS};
 
 /// The fixture photos and copies of the same shapes (mirrored, so their detections differ): 640x480 and 600x400
 /// images, which pad to two different input shapes.
@@ -44,4 +44,20 @@ fn batches_equal_single_images_on_flex() {
     let det = case_detector("r50_hopper_320", Device::flex());
     let n = assert_batch_equals_single(&det, &images());
     println!("flex: 8 images in batches of 4, {n} detections identical to predict's");
+}
+
+/// With three streams (over however many threads the test has), `predict_batch` runs one image per stream, side by
+/// side: still each image's own result, bit for bit. A stream count out of range is an invalid argument.
+#[test]
+fn streams_equal_single_images_on_flex() {
+    let det = case_detector("r50_hopper_320", Device::flex()).with_streams(3).unwrap();
+    assert_eq!(det.streams(), 3);
+    let n = assert_batch_equals_single(&det, &images());
+    println!("flex, 3 streams: 8 images, {n} detections identical to predict's");
+    for bad in [0, MAX_STREAMS + 1] {
+        let det = case_detector("r50_hopper_320", Device::flex());
+        let err = det.with_streams(bad).err().expect("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+        assert!(err.to_string().contains("streams"), "{err}");
+    }
 }

@@ -187,7 +187,8 @@ fn without_weights_the_official_checkpoint_is_downloaded_converted_once_and_reus
 
 /// A folder of 9 files (8 images: PNG and JPEG copies of the fixture photos, and one corrupt file) with a COCO
 /// instances file: results JSON, the COCO summary and its JSON; the corrupt file is named on stderr and skipped
-/// (exit status 3). Then a run killed part-way and resumed holds every image exactly once, with the same results.
+/// (exit status 3); with three streams, the same results file. Then a run killed part-way and resumed holds every
+/// image exactly once, with the same results.
 #[test]
 fn a_coco_folder_runs_evaluates_skips_a_bad_file_and_resumes() {
     let dir = scratch("dataset");
@@ -241,6 +242,15 @@ fn a_coco_folder_runs_evaluates_skips_a_bad_file_and_resumes() {
         m
     };
     assert_eq!(per_image(&full).keys().copied().collect::<Vec<_>>(), (1..=8).collect::<Vec<_>>());
+
+    // Three streams, batches of 2: the same results file, byte for byte (results handed on in input order).
+    let streamed = scratch("streamed.json");
+    let mut args = base.to_vec();
+    args.extend(["--batch", "2", "--streams", "3", "--json", s(&streamed)]);
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.jpg"));
+    assert_eq!(std::fs::read_to_string(&streamed).unwrap(), std::fs::read_to_string(&json).unwrap());
 
     // Killed once three images are done, then resumed: the same results, each image exactly once.
     let resumed = scratch("resumed.json");

@@ -193,6 +193,9 @@ class Detector:
         precision: ``"f32"``, or ``"f16"`` (the pyramid and heads' activations in half precision, the backbone and FPN in f32; GPUs).
         score_thr: keep detections scoring above this (default: the config's, 0.05).
         classes: class names in label order, overriding the checkpoint's.
+        streams: on the CPU, how many images :meth:`predict_batch` runs at once, each on its own share of the
+            threads: more images per second, each image slower, that many images' activations in memory (2 streams
+            on 2 cores: 0.94x the time of 1). No effect on a GPU. 1 to 64.
 
     Raises:
         ConfigError, WeightsError, DeviceError, FileError: what is wrong, in one line.
@@ -209,7 +212,10 @@ class Detector:
         precision: str = "f32",
         score_thr: float | None = None,
         classes: Sequence[str] | None = None,
+        streams: int = 1,
     ) -> None:
+        if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= 64:
+            raise ValueError(f"streams must be an int from 1 to 64, got {streams!r}")
         self._args = (
             os.fspath(model),
             None if weights is None else os.fspath(weights),
@@ -217,6 +223,7 @@ class Detector:
             str(precision),
             None if score_thr is None else float(score_thr),
             None if classes is None else [str(c) for c in classes],
+            streams,
         )
         self._native = _native.NativeDetector(*self._args)
         self._category_ids = self._native.category_ids
@@ -226,6 +233,11 @@ class Detector:
 
     def __repr__(self) -> str:
         return f"Detector({self._args[0]!r}, device={self.device!r}, {len(self.classes)} classes)"
+
+    @property
+    def streams(self) -> int:
+        """Images :meth:`predict_batch` runs at once on the CPU."""
+        return self._args[6]
 
     @property
     def classes(self) -> list[str]:
@@ -272,7 +284,8 @@ class Detector:
         return Result(native, self._category_ids)
 
     def predict_batch(self, images: Iterable[Any], channel_order: str = "bgr") -> list[Result]:
-        """:meth:`predict` of each image; images of the same input shape go through the network together. Each
-        result equals what :meth:`predict` gives that image alone."""
+        """:meth:`predict` of each image; images of the same input shape go through the network together (with
+        ``streams`` on the CPU, one image per stream instead). Each result equals what :meth:`predict` gives that
+        image alone."""
         items = [_input(image, channel_order) for image in images]
         return [Result(r, self._category_ids) for r in self._native.predict_batch(items)]

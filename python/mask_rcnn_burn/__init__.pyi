@@ -50,7 +50,10 @@ class Detector:
         precision: str = "f32",
         score_thr: float | None = None,
         classes: Sequence[str] | None = None,
+        streams: int = 1,
     ) -> None: ...
+    @property
+    def streams(self) -> int: ...
     @property
     def classes(self) -> list[str]: ...
     @property

@@ -91,6 +91,9 @@ class Predictor:
         max_batch: the most images per network call (default: all of a call's images, same-shape ones together):
             with ``map_batches(batch_size=None)`` a whole block comes in one call, and this keeps the network's
             batch small.
+        streams: on the CPU, images run at once in the actor, each on its own share of its threads (default 1;
+            see :class:`mask_rcnn_burn.Detector`): with ``max_batch``, ``streams x max_batch`` images are decoded
+            at a time.
         image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
         category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
 
@@ -110,6 +113,7 @@ class Predictor:
         image_ids: dict[str, int] | None = None,
         category_ids: Sequence[int] | None = None,
         max_batch: int | None = None,
+        streams: int = 1,
     ) -> None:
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
@@ -126,7 +130,8 @@ class Predictor:
                 gpus = []
             if gpus:
                 device = adapter_for_gpu(int(gpus[0]))
-        self.detector = Detector(model, weights=weights, device=device, precision=precision, score_thr=score_thr, classes=classes)
+        self.detector = Detector(model, weights=weights, device=device, precision=precision, score_thr=score_thr, classes=classes,
+                                 streams=streams)
         self.image_ids = image_ids
         self.category_ids = None if category_ids is None else list(category_ids)
         self.max_batch = max_batch
@@ -136,7 +141,7 @@ class Predictor:
         out: dict[str, list] = {"path": paths, "image_id": [self._image_id(p, i) for i, p in enumerate(paths)],
                                 "detections": [None] * len(paths), "error": [None] * len(paths)}
         # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its images'.
-        step = self.max_batch or max(1, len(paths))
+        step = self.max_batch * self.detector.streams if self.max_batch else max(1, len(paths))
         for at in range(0, len(paths), step):
             images, rows = [], []
             for i in range(at, min(at + step, len(paths))):
@@ -292,7 +297,7 @@ def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None
     ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks, **resources)
     kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision, score_thr=args.score_thr,
                   threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=dict(present), category_ids=categories,
-                  max_batch=args.batch)
+                  max_batch=args.batch, streams=args.streams)
     return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
                           batch_size=None, batch_format="numpy", **resources)
 
@@ -319,6 +324,7 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--score-thr", type=float)
     ap.add_argument("--batch", type=int, default=1, help="images per network call in an actor (same-shape ones batched)")
+    ap.add_argument("--streams", type=int, default=1, help="images run at once in each CPU actor, each on its share of the actor's threads (as the binary's --streams)")
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--cpus-per-actor", type=float, default=1)
     ap.add_argument("--gpus-per-actor", type=float, default=0)
@@ -329,6 +335,8 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
         ap.error("--annotations needs --images")
     if args.batch < 1:
         ap.error(f"--batch must be at least 1, got {args.batch}")
+    if not 1 <= args.streams <= 64:
+        ap.error(f"--streams must be 1 to 64, got {args.streams}")
 
     import ray
 

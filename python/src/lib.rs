@@ -88,7 +88,8 @@ struct NativeDetector {
 #[pymethods]
 impl NativeDetector {
     #[new]
-    #[pyo3(signature = (model, weights=None, device="auto", precision="f32", score_thr=None, classes=None))]
+    #[pyo3(signature = (model, weights=None, device="auto", precision="f32", score_thr=None, classes=None, streams=1))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         model: String,
@@ -97,10 +98,11 @@ impl NativeDetector {
         precision: &str,
         score_thr: Option<f32>,
         classes: Option<Vec<String>>,
+        streams: usize,
     ) -> PyResult<Self> {
         let spec: DeviceSpec = device.parse().map_err(to_py)?;
         let precision: Precision = precision.parse().map_err(PyValueError::new_err)?;
-        let mut builder = Detector::builder(model).device(spec).precision(precision);
+        let mut builder = Detector::builder(model).device(spec).precision(precision).streams(streams);
         if let Some(w) = weights {
             builder = builder.weights(w);
         }

@@ -106,6 +106,18 @@ def test_predict_batch_equals_predict_each(detector):
         assert res.to_coco() == detector.predict(image).to_coco()
 
 
+def test_streams_give_each_image_its_own_result(weights, config_320, detector):
+    streamed = mrb.Detector(str(config_320), weights=weights, device="cpu", streams=2)
+    assert streamed.streams == 2 and detector.streams == 1
+    images = [HOPPER, COFFEE_JPEG, mrb.imread(HOPPER), HOPPER.read_bytes(), COFFEE_JPEG]
+    for image, res in zip(images, streamed.predict_batch(images)):
+        assert res.to_coco() == detector.predict(image).to_coco()
+    assert pickle.loads(pickle.dumps(streamed)).streams == 2
+    for bad in (0, 65, 1.5, True):
+        with pytest.raises(ValueError, match="streams"):
+            mrb.Detector(str(config_320), weights=weights, device="cpu", streams=bad)
+
+
 @pytest.mark.parametrize(
     "bad, error",
     [

@@ -3,11 +3,13 @@
 //!
 //! Memory is bounded independently of the dataset's size: the decoders block once `queue` decoded images wait
 //! (back-pressure), the model holds at most `queue + decoders` of them, and the writer's queue holds `queue`
-//! results. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
+//! results; with streams, a batch starts at most `queue + streams x batch` images past the oldest result not yet
+//! handed on, which bounds the results waiting out of order. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::source::ImageEntry;
@@ -68,14 +70,24 @@ pub struct RunSummary {
 
 type Decoded = Result<(Preprocessed, Option<BgrImage>)>;
 
-/// Runs `detector` on `entries`, calling `on_result` (on a writer thread) once per entry, in order.
+/// Same-shape images for one network call (with their kept images), or the failed decode that is a batch alone.
+type Batch = Result<Vec<(Preprocessed, Option<BgrImage>)>>;
+
+/// A batch's results: per image, its detections (or error), its kept image, the batch's timings.
+type Produced = Vec<(Result<Detections>, Option<BgrImage>, Option<StageTimings>)>;
+
+/// Runs `detector` on `entries`, calling `on_result` (on a writer thread) once per entry, in order. With
+/// [streams](Detector::with_streams), that many batches run at once, each stream taking the next one as it
+/// finishes.
 pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, on_result: impl FnMut(Outcome) + Send) -> RunSummary {
     let start = Instant::now();
     let queue = config.queue.max(1);
     let next = AtomicUsize::new(0);
-    let mut summary = RunSummary::default();
-    std::thread::scope(|s| {
-        let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
+    let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
+    let inbox = Inbox { rx: decoded_rx, pending: BTreeMap::new(), total: entries.len(), next: 0 };
+    let ahead = queue + detector.streams() * config.batch.max(1);
+    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead };
+    let mut summary = std::thread::scope(|s| {
         for _ in 0..config.decoders.max(1) {
             let tx = decoded_tx.clone();
             let next = &next;
@@ -93,47 +105,102 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
             });
         }
         drop(decoded_tx);
-        let (out_tx, out_rx) = sync_channel::<Outcome>(queue);
-        let mut on_result = on_result;
-        s.spawn(move || out_rx.into_iter().for_each(&mut on_result));
-        let mut inbox = Inbox { rx: decoded_rx, pending: BTreeMap::new(), total: entries.len() };
-        let mut index = 0;
-        while index < entries.len() {
-            let batch = inbox.batch_from(index, config.batch.max(1));
-            let outcomes = match batch {
-                Err(e) => vec![(Err(e), None, None)],
-                Ok(items) => {
-                    let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
-                    match detector.predict_preprocessed(&inputs) {
-                        Ok((dets, t)) => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
-                        // A failed batch (a device out of memory, say) runs again image by image: each image gets its
-                        // own result or its own typed error.
-                        Err(_) if items.len() > 1 => items
-                            .into_iter()
-                            .map(|(p, img)| match detector.predict_preprocessed(&[&p]) {
-                                Ok((mut d, t)) => (Ok(d.remove(0)), img, Some(t)),
-                                Err(e) => (Err(e), img, None),
-                            })
-                            .collect(),
-                        Err(e) => vec![(Err(e), items.into_iter().next().and_then(|(_, img)| img), None)],
-                    }
+        let (out_tx, out_rx) = sync_channel::<(usize, Produced)>(queue);
+        let order = &order;
+        let writer = s.spawn(move || write_in_order(out_rx, entries, order, on_result));
+        detector.on_streams(|| {
+            while let Some((index, batch)) = order.take(config.batch.max(1)) {
+                if out_tx.send((index, predict(detector, batch))).is_err() {
+                    break;
                 }
-            };
-            for (result, image, timings) in outcomes {
+            }
+        });
+        drop(out_tx);
+        writer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    });
+    summary.elapsed = start.elapsed();
+    summary
+}
+
+/// A batch through the model; a failed batch (a device out of memory, say) runs again image by image, so each
+/// image gets its own result or its own typed error.
+fn predict(detector: &Detector, batch: Batch) -> Produced {
+    let items = match batch {
+        Err(e) => return vec![(Err(e), None, None)],
+        Ok(items) => items,
+    };
+    let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
+    match detector.predict_preprocessed(&inputs) {
+        Ok((dets, t)) => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
+        Err(_) if items.len() > 1 => items
+            .into_iter()
+            .map(|(p, img)| match detector.predict_preprocessed(&[&p]) {
+                Ok((mut d, t)) => (Ok(d.remove(0)), img, Some(t)),
+                Err(e) => (Err(e), img, None),
+            })
+            .collect(),
+        Err(e) => vec![(Err(e), items.into_iter().next().and_then(|(_, img)| img), None)],
+    }
+}
+
+/// Hands batches' results on in input order (streams finish out of order) and counts them.
+fn write_in_order(rx: Receiver<(usize, Produced)>, entries: &[ImageEntry], order: &Order, mut on_result: impl FnMut(Outcome)) -> RunSummary {
+    let mut summary = RunSummary::default();
+    let mut held = BTreeMap::new();
+    let mut index = 0;
+    for (at, produced) in rx {
+        held.insert(at, produced);
+        while let Some(produced) = held.remove(&index) {
+            for (result, image, timings) in produced {
                 match &result {
                     Ok(_) => summary.done += 1,
                     Err(_) => summary.failed += 1,
                 }
-                let outcome = Outcome { index, entry: entries[index].clone(), result, image, timings };
-                if out_tx.send(outcome).is_err() {
-                    return;
-                }
+                on_result(Outcome { index, entry: entries[index].clone(), result, image, timings });
                 index += 1;
             }
+            order.written_up_to(index);
         }
-    });
-    summary.elapsed = start.elapsed();
+    }
     summary
+}
+
+/// The streams' shared place in the input: the inbox they take batches from, and how far results are handed on.
+struct Order {
+    inbox: Mutex<Inbox>,
+    /// Images handed on, in order.
+    written: AtomicUsize,
+    advanced: Condvar,
+    /// How far past `written` a batch may start (`queue + streams x batch`): bounds the results held out of
+    /// order, and lets every stream have a batch.
+    ahead: usize,
+}
+
+impl Order {
+    /// The next batch (its first image's index), once it starts within `ahead` images of the oldest result not
+    /// yet handed on; `None` when all are taken. The oldest unfinished batch always starts within it, so the
+    /// streams never all wait.
+    fn take(&self, max: usize) -> Option<(usize, Batch)> {
+        let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
+        while inbox.next < inbox.total && inbox.next >= self.written.load(Ordering::Acquire) + self.ahead {
+            inbox = self.advanced.wait(inbox).unwrap_or_else(PoisonError::into_inner);
+        }
+        let first = inbox.next;
+        if first >= inbox.total {
+            return None;
+        }
+        let batch = inbox.batch_from(first, max);
+        inbox.next += batch.as_ref().map_or(1, Vec::len);
+        Some((first, batch))
+    }
+
+    /// Results are handed on up to image `index`: wakes streams waiting to run further ahead.
+    fn written_up_to(&self, index: usize) {
+        self.written.store(index, Ordering::Release);
+        // Taken and dropped so that a stream between its check and its wait cannot miss the wake-up.
+        drop(self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
+        self.advanced.notify_all();
+    }
 }
 
 /// Decoded images as they arrive (decoders finish out of order), taken in input order.
@@ -141,6 +208,8 @@ struct Inbox {
     rx: Receiver<(usize, Decoded)>,
     pending: BTreeMap<usize, Decoded>,
     total: usize,
+    /// The first image no stream has taken yet.
+    next: usize,
 }
 
 impl Inbox {
@@ -155,7 +224,7 @@ impl Inbox {
 
     /// Image `first` and the next images after it of the same padded shape, up to `max`; a failed decode is
     /// an error batch of its own.
-    fn batch_from(&mut self, first: usize, max: usize) -> Result<Vec<(Preprocessed, Option<BgrImage>)>> {
+    fn batch_from(&mut self, first: usize, max: usize) -> Batch {
         let head = self.take(first).unwrap_or_else(|| Err(Error::internal("decode", "the decoder threads stopped")))?;
         let shape = head.0.meta.pad_shape;
         let mut batch = vec![head];

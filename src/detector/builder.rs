@@ -19,6 +19,7 @@ pub struct DetectorBuilder {
     pub(super) score_thr: Option<f32>,
     pub(super) classes: Option<Vec<String>>,
     pub(super) progress: bool,
+    pub(super) streams: Option<usize>,
 }
 
 impl DetectorBuilder {
@@ -52,6 +53,13 @@ impl DetectorBuilder {
         self
     }
 
+    /// Images run at once on the host, each on its own share of the threads (default 1: see
+    /// [`Detector::with_streams`]).
+    pub fn streams(mut self, streams: usize) -> Self {
+        self.streams = Some(streams);
+        self
+    }
+
     /// Show a progress bar while downloading weights.
     pub fn progress(mut self, show: bool) -> Self {
         self.progress = show;
@@ -60,6 +68,8 @@ impl DetectorBuilder {
 
     /// Resolves everything and loads the model; with [`DeviceSpec::Auto`], also says which device was chosen.
     pub fn build_explained(self) -> Result<(Detector, String)> {
+        // Checked (and the pools started) before anything loads.
+        let streams = self.streams.map(super::Streams::new).transpose()?;
         let mut config = ModelConfig::from_name_or_file(&self.model)?;
         if let Some(thr) = self.score_thr {
             if !(0.0..=1.0).contains(&thr) {
@@ -70,6 +80,9 @@ impl DetectorBuilder {
         let weights = crate::weights::resolve_weights(&config, self.weights.as_deref(), self.progress)?;
         let (profile, why) = DeviceProfile::resolve(self.device.unwrap_or(DeviceSpec::Auto))?;
         let mut detector = Detector::from_checkpoint(config, weights, profile.device().clone())?.with_precision(self.precision);
+        if let Some(streams) = streams {
+            detector.streams = streams;
+        }
         if let Some(names) = self.classes {
             if names.len() != detector.classes.len() {
                 return Err(Error::invalid_argument(format!("{} class names for a model of {} classes", names.len(), detector.classes.len())));

@@ -2,8 +2,11 @@
 //! `GeneralizedRCNN.forward`). The stages own their inference (`rpn::RpnHead::predict`, `roi_heads::RoiHead::predict`).
 
 mod builder;
+mod streams;
 
 pub use builder::DetectorBuilder;
+pub use streams::MAX_STREAMS;
+use streams::Streams;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ pub struct Detector {
     profile: Arc<DeviceProfile>,
     precision: Precision,
     classes: Vec<String>,
+    streams: Streams,
 }
 
 impl Detector {
@@ -43,7 +47,7 @@ impl Detector {
     /// config's (when the counts agree), else `class_0..`.
     pub fn new(config: ModelConfig, weights: Checkpoint, device: Device) -> Result<Self> {
         let (model, classes) = weights.load_into(&config, &device)?;
-        Ok(Self { model, config, profile: DeviceProfile::of(&device), precision: Precision::F32, classes })
+        Ok(Self { model, config, profile: DeviceProfile::of(&device), precision: Precision::F32, classes, streams: Streams::new(1)? })
     }
 
     /// Loads a checkpoint (`.safetensors`, or an mmdetection / mmengine `.pth`) with mmdetection's key names.
@@ -68,6 +72,19 @@ impl Detector {
     /// [`Precision`]).
     pub fn with_precision(self, precision: Precision) -> Self {
         Self { precision, ..self }
+    }
+
+    /// The same detector running `streams` images at once on the host, each on its own pool of `threads /
+    /// streams` threads (`RAYON_NUM_THREADS`, else the cores): more images per second in
+    /// [`predict_batch`](Self::predict_batch) and dataset runs, each image slower, `streams` images' activations
+    /// in memory at once. Results are the same. On a GPU, streams change nothing. 1 to [`MAX_STREAMS`].
+    pub fn with_streams(self, streams: usize) -> Result<Self> {
+        Ok(Self { streams: Streams::new(streams)?, ..self })
+    }
+
+    /// How many images run at once on the host (see [`with_streams`](Self::with_streams)).
+    pub fn streams(&self) -> usize {
+        self.streams.len()
     }
 
     /// The network, for running single stages (tests and benches).
@@ -133,7 +150,12 @@ impl Detector {
     /// alone to a multiple of 32, and GroupNorm normalises each image over its own padded map) go through the
     /// network as one batch; proposals and NMS stay per image. Each image's result is the one
     /// [`predict`](Self::predict) gives it alone (mmdetection's published AP was computed at batch size 1).
+    /// With [streams](Self::with_streams) on the host, the images run one per stream instead.
     pub fn predict_batch(&self, images: &[BgrImage]) -> Result<Vec<Detections>> {
+        if self.streams.len() > 1 && images.len() > 1 && self.profile.is_host() {
+            let one = |img: &BgrImage| self.predict_batch_here(std::slice::from_ref(img)).map(|mut d| d.remove(0));
+            return self.streams.map(images, one).into_iter().collect();
+        }
         self.on_host_pool(|| self.predict_batch_here(images))
     }
 
@@ -180,5 +202,11 @@ impl Detector {
     /// what they call inside it.
     fn on_host_pool<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         if self.profile.is_host() { rayon::scope(|_| f()) } else { f() }
+    }
+
+    /// `work` once per stream at once, each inside its stream's pool (on a GPU, or with one stream, once here):
+    /// a dataset run's model loops.
+    pub(crate) fn on_streams(&self, work: impl Fn() + Sync) {
+        if self.profile.is_host() { self.streams.run_all(work) } else { work() }
     }
 }
