@@ -5,6 +5,7 @@ mod common;
 
 use burn::tensor::Device;
 use common::*;
+use mask_rcnn_burn::dataset::{RunnerConfig, image_files, run};
 use mask_rcnn_burn::{BgrImage, Detector, ErrorKind, MAX_STREAMS};
 
 /// The fixture photos and copies of the same shapes (mirrored, so their detections differ): 640x480 and 600x400
@@ -60,4 +61,29 @@ fn streams_equal_single_images_on_flex() {
         assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
         assert!(err.to_string().contains("streams"), "{err}");
     }
+}
+
+/// A dataset run with two streams hands every image on once, in input order. One whose result handler panics (a
+/// caller's bug) ends with that panic instead of hanging: the streams stop taking images, and the decoder blocked
+/// on the full one-image queue is let go.
+#[test]
+fn a_streamed_run_is_in_order_and_ends_when_its_handler_panics() {
+    let det = case_detector("r50_hopper_320", Device::flex()).with_streams(2).unwrap();
+    let dir = fixtures().join("images");
+    let mut entries = image_files(&[dir.clone()], false).unwrap();
+    entries.extend(image_files(&[dir], false).unwrap());
+    let config = RunnerConfig { queue: 1, ..RunnerConfig::default() };
+    let mut seen = Vec::new();
+    let summary = run(&det, &entries, &config, |o| seen.push((o.index, o.result.is_ok())));
+    assert_eq!(seen, (0..entries.len()).map(|i| (i, true)).collect::<Vec<_>>());
+    assert_eq!(summary.done, entries.len());
+    // On a thread of its own, so that a hang fails the test instead of stalling it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let det = std::sync::Arc::new(det);
+    std::thread::spawn(move || {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&det, &entries, &config, |_| panic!("a handler's bug"))));
+        tx.send(caught.is_err()).ok();
+    });
+    let panicked = rx.recv_timeout(std::time::Duration::from_secs(120)).expect("the run ended within 120 s");
+    assert!(panicked, "the handler's panic reaches the caller");
 }

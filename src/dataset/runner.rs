@@ -7,7 +7,7 @@
 //! handed on, which bounds the results waiting out of order. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -84,9 +84,9 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
     let queue = config.queue.max(1);
     let next = AtomicUsize::new(0);
     let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
-    let inbox = Inbox { rx: decoded_rx, pending: BTreeMap::new(), total: entries.len(), next: 0 };
+    let inbox = Inbox { rx: Some(decoded_rx), pending: BTreeMap::new(), total: entries.len(), next: 0 };
     let ahead = queue + detector.streams() * config.batch.max(1);
-    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead };
+    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead, stopped: AtomicBool::new(false) };
     let mut summary = std::thread::scope(|s| {
         for _ in 0..config.decoders.max(1) {
             let tx = decoded_tx.clone();
@@ -108,7 +108,9 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
         let (out_tx, out_rx) = sync_channel::<(usize, Produced)>(queue);
         let order = &order;
         let writer = s.spawn(move || write_in_order(out_rx, entries, order, on_result));
+        let _shut = Shutdown(order);
         detector.on_streams(|| {
+            let _stop = StopOnPanic(order);
             while let Some((index, batch)) = order.take(config.batch.max(1)) {
                 if out_tx.send((index, predict(detector, batch))).is_err() {
                     break;
@@ -145,6 +147,7 @@ fn predict(detector: &Detector, batch: Batch) -> Produced {
 
 /// Hands batches' results on in input order (streams finish out of order) and counts them.
 fn write_in_order(rx: Receiver<(usize, Produced)>, entries: &[ImageEntry], order: &Order, mut on_result: impl FnMut(Outcome)) -> RunSummary {
+    let _stop = StopOnPanic(order);
     let mut summary = RunSummary::default();
     let mut held = BTreeMap::new();
     let mut index = 0;
@@ -174,6 +177,8 @@ struct Order {
     /// How far past `written` a batch may start (`queue + streams x batch`): bounds the results held out of
     /// order, and lets every stream have a batch.
     ahead: usize,
+    /// Set when the writer or a stream panicked (a bug): the streams take no more batches.
+    stopped: AtomicBool,
 }
 
 impl Order {
@@ -182,11 +187,12 @@ impl Order {
     /// streams never all wait.
     fn take(&self, max: usize) -> Option<(usize, Batch)> {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-        while inbox.next < inbox.total && inbox.next >= self.written.load(Ordering::Acquire) + self.ahead {
+        let stopped = || self.stopped.load(Ordering::Acquire);
+        while !stopped() && inbox.next < inbox.total && inbox.next >= self.written.load(Ordering::Acquire) + self.ahead {
             inbox = self.advanced.wait(inbox).unwrap_or_else(PoisonError::into_inner);
         }
         let first = inbox.next;
-        if first >= inbox.total {
+        if stopped() || first >= inbox.total {
             return None;
         }
         let batch = inbox.batch_from(first, max);
@@ -197,15 +203,48 @@ impl Order {
     /// Results are handed on up to image `index`: wakes streams waiting to run further ahead.
     fn written_up_to(&self, index: usize) {
         self.written.store(index, Ordering::Release);
+        self.wake();
+    }
+
+    /// The streams take no more batches; those waiting return.
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        self.wake();
+    }
+
+    fn wake(&self) {
         // Taken and dropped so that a stream between its check and its wait cannot miss the wake-up.
         drop(self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
         self.advanced.notify_all();
     }
 }
 
+/// Stops the streams when the writer or a stream panics (a bug), so that none waits forever for results that
+/// will not come, and the panic reaches the caller.
+struct StopOnPanic<'a>(&'a Order);
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stop();
+        }
+    }
+}
+
+/// Ends a run's model side, also when it stops early (a panic): the decoders' channel is closed, so a decoder
+/// blocked on a full queue stops instead of being waited for.
+struct Shutdown<'a>(&'a Order);
+
+impl Drop for Shutdown<'_> {
+    fn drop(&mut self) {
+        self.0.inbox.lock().unwrap_or_else(PoisonError::into_inner).rx = None;
+    }
+}
+
 /// Decoded images as they arrive (decoders finish out of order), taken in input order.
 struct Inbox {
-    rx: Receiver<(usize, Decoded)>,
+    /// `None` once the run is over (or stopped early): decoders still sending then stop.
+    rx: Option<Receiver<(usize, Decoded)>>,
     pending: BTreeMap<usize, Decoded>,
     total: usize,
     /// The first image no stream has taken yet.
@@ -216,7 +255,7 @@ impl Inbox {
     /// Waits for image `i`; `None` if the decoders stopped without it (they never do before the end).
     fn take(&mut self, i: usize) -> Option<Decoded> {
         while !self.pending.contains_key(&i) {
-            let (j, decoded) = self.rx.recv().ok()?;
+            let (j, decoded) = self.rx.as_ref()?.recv().ok()?;
             self.pending.insert(j, decoded);
         }
         self.pending.remove(&i)

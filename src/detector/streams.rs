@@ -1,9 +1,10 @@
 //! Inference streams on the host (OpenVINO's throughput streams): `n` images at once, each on its own rayon pool
 //! of `threads / n` threads, instead of one image at a time over all threads. One image over two threads forks
 //! and joins thousands of times, and small layers split poorly; one image per thread does neither. On this
-//! 2-core VM, 36 images with two 1-thread streams took 0.937x the time of one 2-thread stream, in the binary and
-//! in a Ray actor alike (benches/logs/streams.txt); each image takes longer, and `n` images' activations are in
-//! memory at once. Results do not depend on the number of threads, so not on the streams.
+//! 2-core VM, 36 images with two 1-thread streams took 0.94x and 0.97x the time of one 2-thread stream in the
+//! binary, in two runs an hour apart (benches/logs/streams.txt; run 15 of benches/logs/ray_throughput.txt), and
+//! 0.93x / 0.98x in a Ray actor; each image takes longer, and `n` images' activations are in memory at once.
+//! Results do not depend on the number of threads, so not on the streams.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
