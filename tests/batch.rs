@@ -70,7 +70,7 @@ fn streams_equal_single_images_on_flex() {
 fn a_streamed_run_is_in_order_and_ends_when_its_handler_panics() {
     let det = case_detector("r50_hopper_320", Device::flex()).with_streams(2).unwrap();
     let dir = fixtures().join("images");
-    let mut entries = image_files(&[dir.clone()], false).unwrap();
+    let mut entries = image_files(std::slice::from_ref(&dir), false).unwrap();
     entries.extend(image_files(&[dir], false).unwrap());
     let config = RunnerConfig { queue: 1, ..RunnerConfig::default() };
     let mut seen = Vec::new();

@@ -194,7 +194,7 @@ def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
     import argparse
 
     args = argparse.Namespace(model=str(config_320), weights=str(weights), device="cpu", precision="f32", score_thr=None, batch=1,
-                              actors=1, cpus_per_actor=0.5, gpus_per_actor=0, threads=1)
+                              actors=1, cpus_per_actor=0.5, gpus_per_actor=0, threads=1, streams=2)
     present = [(str(IMAGES / "coffee_600x400.png"), 1), (str(IMAGES / "hopper_640x480.png"), 2)]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
