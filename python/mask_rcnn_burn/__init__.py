@@ -16,6 +16,7 @@ BGR as ``cv2.imread`` gives them (``channel_order="rgb"`` for PIL / imageio arra
 from __future__ import annotations
 
 import json
+import operator
 import os
 from typing import Any, Iterable, Sequence
 
@@ -195,10 +196,12 @@ class Detector:
         classes: class names in label order, overriding the checkpoint's.
         streams: on the CPU, how many images :meth:`predict_batch` runs at once, each on its own share of the
             threads: more images per second, each image slower, that many images' activations in memory (2 streams
-            on 2 cores: 0.94-0.97x the time of 1). No effect on a GPU. 1 to 64.
+            on 2 cores: 0.94-0.97x the time of 1). Each stream has ``threads // streams`` threads, at least one. No
+            effect on a GPU. 1 to 64.
 
     Raises:
         ConfigError, WeightsError, DeviceError, FileError: what is wrong, in one line.
+        TypeError, ValueError: ``streams`` is not an integer from 1 to 64.
 
     Inference releases the GIL: several threads may share one detector. A detector pickles (it is re-created from
     its arguments where it is unpickled), so Spark, Dask or Ray closures can carry it.
@@ -214,8 +217,11 @@ class Detector:
         classes: Sequence[str] | None = None,
         streams: int = 1,
     ) -> None:
-        if isinstance(streams, bool) or not isinstance(streams, int) or not 1 <= streams <= 64:
-            raise ValueError(f"streams must be an int from 1 to 64, got {streams!r}")
+        if isinstance(streams, bool):
+            raise TypeError("streams must be an integer, not a bool")
+        streams = operator.index(streams)  # TypeError for a float or a string
+        if not 1 <= streams <= 64:
+            raise ValueError(f"streams must be 1 to 64, got {streams}")
         self._args = (
             os.fspath(model),
             None if weights is None else os.fspath(weights),
@@ -236,8 +242,8 @@ class Detector:
 
     @property
     def streams(self) -> int:
-        """Images :meth:`predict_batch` runs at once on the CPU."""
-        return self._args[6]
+        """Images :meth:`predict_batch` runs at once (1 on a GPU, whatever was asked)."""
+        return self._native.streams
 
     @property
     def classes(self) -> list[str]:

@@ -93,7 +93,7 @@ class Predictor:
             batch small.
         streams: on the CPU, images run at once in the actor, each on its own share of its threads (default 1;
             see :class:`mask_rcnn_burn.Detector`): with ``max_batch``, ``streams x max_batch`` images are decoded
-            at a time.
+            at a time and run one per stream. No effect on a GPU (the network batch stays ``max_batch``).
         image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
         category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
 
@@ -119,7 +119,7 @@ class Predictor:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
         threads = threads or _assigned_cpus()
         if threads:
-            # Read when the Rust thread pool starts, which is at the first prediction of this process.
+            # Read when the Rust thread pool starts: when this process builds its first detector.
             os.environ["RAYON_NUM_THREADS"] = str(threads)
         if device == "auto":
             try:
@@ -141,6 +141,7 @@ class Predictor:
         out: dict[str, list] = {"path": paths, "image_id": [self._image_id(p, i) for i, p in enumerate(paths)],
                                 "detections": [None] * len(paths), "error": [None] * len(paths)}
         # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its images'.
+        # With streams (CPU only: `streams` is 1 on a GPU), each of them runs one of `max_batch` images at once.
         step = self.max_batch * self.detector.streams if self.max_batch else max(1, len(paths))
         for at in range(0, len(paths), step):
             images, rows = [], []

@@ -203,6 +203,12 @@ impl NativeDetector {
         self.detector.config().name.clone()
     }
 
+    /// Images run at once (1 on a GPU).
+    #[getter]
+    fn streams(&self) -> usize {
+        self.detector.streams()
+    }
+
     /// The device's adapter and API.
     #[getter]
     fn device(&self) -> String {

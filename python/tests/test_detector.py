@@ -113,8 +113,9 @@ def test_streams_give_each_image_its_own_result(weights, config_320, detector):
     for image, res in zip(images, streamed.predict_batch(images)):
         assert res.to_coco() == detector.predict(image).to_coco()
     assert pickle.loads(pickle.dumps(streamed)).streams == 2
-    for bad in (0, 65, 1.5, True):
-        with pytest.raises(ValueError, match="streams"):
+    assert mrb.Detector(str(config_320), weights=weights, device="cpu", streams=np.int64(2)).streams == 2
+    for bad, error in ((0, ValueError), (65, ValueError), (1.5, TypeError), (True, TypeError), ("2", TypeError)):
+        with pytest.raises(error, match="streams|integer"):
             mrb.Detector(str(config_320), weights=weights, device="cpu", streams=bad)
 
 

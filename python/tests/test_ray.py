@@ -170,8 +170,8 @@ stop.set()
 
 def test_predictor_caps_the_network_batch_and_keeps_each_rows_outcome(weights, config_320):
     """A whole block in one call (the entry's batch_size=None): ``max_batch`` images per network call (and with
-    two streams, two such calls at once), the same detections as one call over them all, a corrupt image its own
-    row's error."""
+    two streams, two images at once, one per stream), the same detections as one call over them all, a corrupt
+    image its own row's error."""
     names = ["coffee_600x400.png", "hopper_640x480.png", "coffee_600x400_q85.jpg"]
     batch = {"path": [f"/data/{i + 1:06d}.png" for i in range(4)],
              "bytes": [(IMAGES / n).read_bytes() for n in names[:2]] + [b"\x89PNG\r\n\x1a\n not really", (IMAGES / names[2]).read_bytes()]}

@@ -3,7 +3,7 @@
 //!
 //! Memory is bounded independently of the dataset's size: the decoders block once `queue` decoded images wait
 //! (back-pressure), the model holds at most `queue + decoders` of them, and the writer's queue holds `queue`
-//! results; with streams, a batch starts at most `queue + streams x batch` images past the oldest result not yet
+//! batches' results; with streams, a batch starts at most `queue + streams x batch` images past the oldest result not yet
 //! handed on, which bounds the results waiting out of order. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
 
 use std::collections::BTreeMap;
@@ -86,7 +86,7 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
     let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
     let inbox = Inbox { rx: Some(decoded_rx), pending: BTreeMap::new(), total: entries.len(), next: 0 };
     let ahead = queue + detector.streams() * config.batch.max(1);
-    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead, stopped: AtomicBool::new(false) };
+    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead, stopped: AtomicBool::new(false), waiting: AtomicUsize::new(0) };
     let mut summary = std::thread::scope(|s| {
         for _ in 0..config.decoders.max(1) {
             let tx = decoded_tx.clone();
@@ -109,10 +109,10 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
         let order = &order;
         let writer = s.spawn(move || write_in_order(out_rx, entries, order, on_result));
         let _shut = Shutdown(order);
-        detector.on_streams(|| {
+        detector.on_streams(|stream| {
             let _stop = StopOnPanic(order);
             while let Some((index, batch)) = order.take(config.batch.max(1)) {
-                if out_tx.send((index, predict(detector, batch))).is_err() {
+                if out_tx.send((index, stream.install(|| predict(detector, batch)))).is_err() {
                     break;
                 }
             }
@@ -133,7 +133,12 @@ fn predict(detector: &Detector, batch: Batch) -> Produced {
     };
     let inputs: Vec<&Preprocessed> = items.iter().map(|(p, _)| p).collect();
     match detector.predict_preprocessed(&inputs) {
-        Ok((dets, t)) => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
+        Ok((dets, t)) if dets.len() == items.len() => dets.into_iter().zip(items).map(|(d, (_, img))| (Ok(d), img, Some(t))).collect(),
+        // One outcome per image whatever happens: the writer counts on it to hand the next ones on.
+        Ok((dets, _)) => {
+            let message = format!("{} results for a batch of {} images", dets.len(), items.len());
+            items.into_iter().map(|(_, img)| (Err(Error::internal("predict", message.clone())), img, None)).collect()
+        }
         Err(_) if items.len() > 1 => items
             .into_iter()
             .map(|(p, img)| match detector.predict_preprocessed(&[&p]) {
@@ -179,6 +184,9 @@ struct Order {
     ahead: usize,
     /// Set when the writer or a stream panicked (a bug): the streams take no more batches.
     stopped: AtomicBool,
+    /// Streams waiting (or about to) for `written` to advance: the writer takes the inbox's lock to wake them
+    /// only then, not behind every batch's decoding.
+    waiting: AtomicUsize,
 }
 
 impl Order {
@@ -187,10 +195,14 @@ impl Order {
     /// streams never all wait.
     fn take(&self, max: usize) -> Option<(usize, Batch)> {
         let mut inbox = self.inbox.lock().unwrap_or_else(PoisonError::into_inner);
-        let stopped = || self.stopped.load(Ordering::Acquire);
-        while !stopped() && inbox.next < inbox.total && inbox.next >= self.written.load(Ordering::Acquire) + self.ahead {
+        let stopped = || self.stopped.load(Ordering::SeqCst);
+        // Counted as waiting before `written` is read: a writer that then finds no one waiting stored its
+        // `written` before that read (sequentially consistent), so the check below sees it.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        while !stopped() && inbox.next < inbox.total && inbox.next >= self.written.load(Ordering::SeqCst) + self.ahead {
             inbox = self.advanced.wait(inbox).unwrap_or_else(PoisonError::into_inner);
         }
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
         let first = inbox.next;
         if stopped() || first >= inbox.total {
             return None;
@@ -202,20 +214,22 @@ impl Order {
 
     /// Results are handed on up to image `index`: wakes streams waiting to run further ahead.
     fn written_up_to(&self, index: usize) {
-        self.written.store(index, Ordering::Release);
+        self.written.store(index, Ordering::SeqCst);
         self.wake();
     }
 
     /// The streams take no more batches; those waiting return.
     fn stop(&self) {
-        self.stopped.store(true, Ordering::Release);
+        self.stopped.store(true, Ordering::SeqCst);
         self.wake();
     }
 
     fn wake(&self) {
-        // Taken and dropped so that a stream between its check and its wait cannot miss the wake-up.
-        drop(self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
-        self.advanced.notify_all();
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            // Taken and dropped so that a stream between its check and its wait cannot miss the wake-up.
+            drop(self.inbox.lock().unwrap_or_else(PoisonError::into_inner));
+            self.advanced.notify_all();
+        }
     }
 }
 

@@ -6,7 +6,7 @@ mod streams;
 
 pub use builder::DetectorBuilder;
 pub use streams::MAX_STREAMS;
-use streams::Streams;
+pub(crate) use streams::{Stream, Streams};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -75,16 +75,17 @@ impl Detector {
     }
 
     /// The same detector running `streams` images at once on the host, each on its own pool of `threads /
-    /// streams` threads (`RAYON_NUM_THREADS`, else the cores): more images per second in
-    /// [`predict_batch`](Self::predict_batch) and dataset runs, each image slower, `streams` images' activations
-    /// in memory at once. Results are the same. On a GPU, streams change nothing. 1 to [`MAX_STREAMS`].
+    /// streams` threads (`RAYON_NUM_THREADS`, else the cores; rounded down, at least one): more images per second
+    /// in [`predict_batch`](Self::predict_batch) (and so in sliced inference's tile batches) and in dataset runs,
+    /// each image slower, `streams` images' activations in memory at once. Results are the same. On a GPU,
+    /// streams change nothing. 1 to [`MAX_STREAMS`].
     pub fn with_streams(self, streams: usize) -> Result<Self> {
         Ok(Self { streams: Streams::new(streams)?, ..self })
     }
 
-    /// How many images run at once on the host (see [`with_streams`](Self::with_streams)).
+    /// How many images run at once (see [`with_streams`](Self::with_streams)): 1 on a GPU.
     pub fn streams(&self) -> usize {
-        self.streams.len()
+        if self.profile.is_host() { self.streams.len() } else { 1 }
     }
 
     /// The network, for running single stages (tests and benches).
@@ -204,9 +205,9 @@ impl Detector {
         if self.profile.is_host() { rayon::scope(|_| f()) } else { f() }
     }
 
-    /// `work` once per stream at once, each inside its stream's pool (on a GPU, or with one stream, once here):
-    /// a dataset run's model loops.
-    pub(crate) fn on_streams(&self, work: impl Fn() + Sync) {
-        if self.profile.is_host() { self.streams.run_all(work) } else { work() }
+    /// `work` once per stream at once, each handed its stream to run model calls in (on a GPU, or with one
+    /// stream, once here): a dataset run's model loops.
+    pub(crate) fn on_streams(&self, work: impl Fn(Stream<'_>) + Sync) {
+        if self.profile.is_host() { self.streams.run_all(work) } else { work(Stream::HERE) }
     }
 }

@@ -7,6 +7,7 @@
 //! Results do not depend on the number of threads, so not on the streams.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -21,8 +22,8 @@ pub(crate) struct Streams {
 }
 
 impl Streams {
-    /// `n` streams sharing the global pool's thread count (`RAYON_NUM_THREADS`, else the cores), at least one
-    /// thread each.
+    /// `n` streams sharing the global pool's thread count (`RAYON_NUM_THREADS`, else the cores): `threads / n`
+    /// each, rounded down, at least one (more streams than threads oversubscribe the cores).
     pub(crate) fn new(n: usize) -> Result<Self> {
         if !(1..=MAX_STREAMS).contains(&n) {
             return Err(Error::invalid_argument(format!("streams must be 1 to {MAX_STREAMS}, got {n}")));
@@ -43,16 +44,18 @@ impl Streams {
         self.pools.len().max(1)
     }
 
-    /// `work` on every stream at once, each call inside its stream's pool (so the host kernels' parallel loops
-    /// stay in it), until all return. With one stream, `work` runs here.
-    pub(crate) fn run_all(&self, work: impl Fn() + Sync) {
-        let Some((first, rest)) = self.pools.split_first() else { return work() };
+    /// `work` once per stream, all at once on threads of their own, until all return; each is handed its
+    /// [`Stream`] to run model calls in. With one stream, `work` runs here. The loops stay outside the pools:
+    /// a pool's worker waiting in a parallel step may pick up any job of its pool, and a loop that blocks (on
+    /// a queue, on other streams) taken up that way by another caller's stream could wait on itself.
+    pub(crate) fn run_all(&self, work: impl Fn(Stream<'_>) + Sync) {
+        let Some((first, rest)) = self.pools.split_first() else { return work(Stream::HERE) };
         let work = &work;
         std::thread::scope(|s| {
             for pool in rest {
-                s.spawn(move || pool.install(work));
+                s.spawn(move || work(Stream(Some(pool))));
             }
-            first.install(work);
+            work(Stream(Some(first)));
         });
     }
 
@@ -60,16 +63,33 @@ impl Streams {
     /// order.
     pub(crate) fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
         let next = AtomicUsize::new(0);
-        let out: Vec<std::sync::Mutex<Option<R>>> = items.iter().map(|_| std::sync::Mutex::new(None)).collect();
-        self.run_all(|| {
+        let out: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
+        self.run_all(|stream| {
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
-                let r = f(item);
-                *out[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                let r = stream.install(|| f(item));
+                *out[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
             }
         });
         // Every index below items.len() was taken by exactly one stream, which stored its result.
-        out.into_iter().map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()).expect("each item ran")).collect()
+        out.into_iter().map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner).expect("each item ran")).collect()
+    }
+}
+
+/// One stream's place to run model calls: its pool, or the caller's thread when there is one stream.
+#[derive(Clone, Copy)]
+pub(crate) struct Stream<'a>(Option<&'a ThreadPool>);
+
+impl Stream<'_> {
+    /// The caller's thread (and the global pool).
+    pub(crate) const HERE: Stream<'static> = Stream(None);
+
+    /// `f` inside this stream's pool (the caller waits), so the host kernels' parallel loops stay in it.
+    pub(crate) fn install<R: Send>(self, f: impl FnOnce() -> R + Send) -> R {
+        match self.0 {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
     }
 }
