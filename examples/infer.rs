@@ -69,7 +69,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     batch: u32,
     /// On the CPU, images run at once over folders and datasets, each on its own share of the threads: more
-    /// images per second, each image slower, that many images in memory (2 on 2 cores: 0.94-0.97x the time).
+    /// images per second, each image slower, that many images in memory (2 on 2 cores: 0.94-0.99x the time).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     streams: u32,
     /// Write every detection as COCO results JSON here, image by image (valid JSON after each one).
