@@ -54,10 +54,14 @@ impl Streams {
         let Some((first, rest)) = self.pools.split_first() else { return work(Stream::HERE) };
         let work = &work;
         std::thread::scope(|s| {
-            for pool in rest {
-                s.spawn(move || work(Stream(Some(pool))));
-            }
+            let others: Vec<_> = rest.iter().map(|pool| s.spawn(move || work(Stream(Some(pool))))).collect();
             work(Stream(Some(first)));
+            // Joined here so that a stream's panic reaches the caller as itself, not as "a scoped thread panicked".
+            for other in others {
+                if let Err(panic) = other.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
         });
     }
 
