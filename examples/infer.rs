@@ -25,7 +25,7 @@ use mask_rcnn_burn::eval::{CocoResult, evaluate};
 use mask_rcnn_burn::internals::write_atomic;
 use mask_rcnn_burn::render::save_annotated_png;
 use mask_rcnn_burn::sliced::{MatchMetric, MergeConfig, MergeKind, SliceConfig};
-use mask_rcnn_burn::{BgrImage, Detections, Detector, DeviceSpec, ImageLimits, Precision, StageTimings};
+use mask_rcnn_burn::{BgrImage, Detections, Detector, DeviceSpec, ImageLimits, MAX_STREAMS, Precision, StageTimings};
 
 /// CPU runs reuse freed tensor memory instead of page-faulting it in again (see `alloc`).
 #[global_allocator]
@@ -70,7 +70,7 @@ struct Args {
     batch: u32,
     /// On the CPU, images run at once over folders and datasets, each on its own share of the threads: more
     /// images per second, each image slower, that many images in memory (2 on 2 cores: 0.94-0.99x the time).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=MAX_STREAMS as i64))]
     streams: u32,
     /// Write every detection as COCO results JSON here, image by image (valid JSON after each one).
     #[arg(long)]

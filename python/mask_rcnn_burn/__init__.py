@@ -220,8 +220,8 @@ class Detector:
         if isinstance(streams, bool):
             raise TypeError("streams must be an integer, not a bool")
         streams = operator.index(streams)  # TypeError for a float or a string
-        if not 1 <= streams <= 64:
-            raise ValueError(f"streams must be 1 to 64, got {streams}")
+        if not 1 <= streams <= _native.MAX_STREAMS:
+            raise ValueError(f"streams must be 1 to {_native.MAX_STREAMS}, got {streams}")
         self._args = (
             os.fspath(model),
             None if weights is None else os.fspath(weights),

@@ -336,8 +336,8 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
         ap.error("--annotations needs --images")
     if args.batch < 1:
         ap.error(f"--batch must be at least 1, got {args.batch}")
-    if not 1 <= args.streams <= 64:
-        ap.error(f"--streams must be 1 to 64, got {args.streams}")
+    if not 1 <= args.streams <= _native.MAX_STREAMS:
+        ap.error(f"--streams must be 1 to {_native.MAX_STREAMS}, got {args.streams}")
 
     import ray
 

@@ -356,6 +356,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Freed tensor memory is reused rather than returned and faulted in again; the process's huge-page mode is
     // the user's and left alone.
     mask_rcnn_burn::alloc::retain_freed_allocations();
+    m.add("MAX_STREAMS", mask_rcnn_burn::MAX_STREAMS)?;
     m.add_class::<NativeDetector>()?;
     m.add_class::<NativeResult>()?;
     m.add_function(wrap_pyfunction!(version, m)?)?;

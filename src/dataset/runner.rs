@@ -3,8 +3,9 @@
 //!
 //! Memory is bounded independently of the dataset's size: the decoders block once `queue` decoded images wait
 //! (back-pressure), the model holds at most `queue + decoders` of them, and the writer's queue holds `queue`
-//! batches' results; with streams, a batch starts at most `queue + streams x batch` images past the oldest result not yet
-//! handed on, which bounds the results waiting out of order. A bad image (unreadable, corrupt, too large) is one failed outcome; the run goes on.
+//! batches' results; with streams, a batch starts at most `queue + streams x batch` images past the oldest result
+//! not yet handed on, which bounds the results waiting out of order. A bad image (unreadable, corrupt, too large)
+//! is one failed outcome; the run goes on.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -81,12 +82,13 @@ type Produced = Vec<(Result<Detections>, Option<BgrImage>, Option<StageTimings>)
 /// finishes.
 pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, on_result: impl FnMut(Outcome) + Send) -> RunSummary {
     let start = Instant::now();
-    let queue = config.queue.max(1);
+    let (queue, batch) = (config.queue.max(1), config.batch.max(1));
     let next = AtomicUsize::new(0);
     let (decoded_tx, decoded_rx) = sync_channel::<(usize, Decoded)>(queue);
     let inbox = Inbox { rx: Some(decoded_rx), pending: BTreeMap::new(), total: entries.len(), next: 0 };
-    let ahead = queue + detector.streams() * config.batch.max(1);
-    let order = Order { inbox: Mutex::new(inbox), written: AtomicUsize::new(0), advanced: Condvar::new(), ahead, stopped: AtomicBool::new(false), waiting: AtomicUsize::new(0) };
+    let ahead = queue + detector.streams() * batch;
+    let (written, stopped, waiting) = (AtomicUsize::new(0), AtomicBool::new(false), AtomicUsize::new(0));
+    let order = Order { inbox: Mutex::new(inbox), written, advanced: Condvar::new(), ahead, stopped, waiting };
     let mut summary = std::thread::scope(|s| {
         for _ in 0..config.decoders.max(1) {
             let tx = decoded_tx.clone();
@@ -111,8 +113,8 @@ pub fn run(detector: &Detector, entries: &[ImageEntry], config: &RunnerConfig, o
         let _shut = Shutdown(order);
         detector.on_streams(|stream| {
             let _stop = StopOnPanic(order);
-            while let Some((index, batch)) = order.take(config.batch.max(1)) {
-                if out_tx.send((index, stream.install(|| predict(detector, batch)))).is_err() {
+            while let Some((index, images)) = order.take(batch) {
+                if out_tx.send((index, stream.install(|| predict(detector, images)))).is_err() {
                     break;
                 }
             }

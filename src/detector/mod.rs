@@ -153,7 +153,7 @@ impl Detector {
     /// [`predict`](Self::predict) gives it alone (mmdetection's published AP was computed at batch size 1).
     /// With [streams](Self::with_streams) on the host, the images run one per stream instead.
     pub fn predict_batch(&self, images: &[BgrImage]) -> Result<Vec<Detections>> {
-        if self.streams.len() > 1 && images.len() > 1 && self.profile.is_host() {
+        if self.streams() > 1 && images.len() > 1 {
             let one = |img: &BgrImage| self.predict_batch_here(std::slice::from_ref(img)).map(|mut d| d.remove(0));
             return self.streams.map(images, one).into_iter().collect();
         }
