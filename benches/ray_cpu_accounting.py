@@ -66,7 +66,9 @@ def account(name: str, cmd: list[str], env: dict, settle: float, window: float) 
             threads.append((run, wait, process, thread))
     total, capacity = sum(per_process.values()) / 1e9, elapsed * os.cpu_count()
     print(f"\n{name}: {out.strip().splitlines()[0] if out.strip() else ''}")
-    print(f"  window {elapsed:.2f} s x {os.cpu_count()} CPUs = {capacity:.2f} CPU-s: threads ran {total:.3f}, the CPUs idled {capacity - total:.3f} ({100 * (capacity - total) / capacity:.1f}%)")
+    idle = capacity - total
+    print(f"  window {elapsed:.2f} s x {os.cpu_count()} CPUs = {capacity:.2f} CPU-s: threads ran {total:.3f}, "
+          f"the CPUs idled {idle:.3f} ({100 * idle / capacity:.1f}%)")
     for (pid, process), run in per_process.most_common(10):
         print(f"  {process:24s} pid {pid:<7d} {run / 1e6:8.1f} ms ({100 * run / 1e9 / capacity:4.1f}%)")
     # The compute threads: the two busiest of the processes named like the busiest (two 1-thread actors: one each).
