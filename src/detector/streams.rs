@@ -5,9 +5,8 @@
 //! 0.94x the time of one 2-thread stream in the binary in four runs (one the median of 10 pairs, faster in 5;
 //! benches/logs/streams.txt, runs 15-16 of benches/logs/ray_throughput.txt), 0.93x / 0.98x in a Ray actor; the
 //! fork-join cost grows with the threads one image is split over, so more cores should gain more (not measured
-//! here). Each image takes longer, and `n` images'
-//! activations are in memory at once (2 streams: ~0.97 GB peak against ~0.75 GB here). Results do not depend on
-//! the number of threads, so not on the streams.
+//! here). Each image takes longer, and `n` images' activations are in memory at once (2 streams: ~0.97 GB peak
+//! against ~0.75 GB here). Results do not depend on the number of threads, so not on the streams.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
