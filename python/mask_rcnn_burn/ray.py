@@ -30,6 +30,7 @@ import json
 import os
 import pathlib
 import re
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -93,7 +94,10 @@ class Predictor:
             batch small.
         streams: on the CPU, images run at once in the actor, each on its own share of its threads (default 1;
             see :class:`mask_rcnn_burn.Detector`): with ``max_batch``, ``streams x max_batch`` images are decoded
-            at a time and run one per stream. No effect on a GPU (the network batch stays ``max_batch``).
+            at a time and run one per stream. No effect on a GPU (the network batch stays ``max_batch``). Let
+            the actor run as many calls at once (``ActorPoolStrategy(max_concurrent_calls_per_actor=streams,
+            enable_true_multi_threading=True)``, as the entry does): each image then takes whichever stream is
+            free, so no stream idles while a call waits for its last image. More calls than streams wait.
         image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
         category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
 
@@ -135,6 +139,8 @@ class Predictor:
         self.image_ids = image_ids
         self.category_ids = None if category_ids is None else list(category_ids)
         self.max_batch = max_batch
+        # Calls Ray runs at once beyond the streams (or any on a GPU, where streams is 1) wait here.
+        self._lanes = threading.BoundedSemaphore(self.detector.streams)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         paths = [str(p) for p in batch["path"]]
@@ -152,7 +158,8 @@ class Predictor:
                 except Error as e:
                     out["error"][i] = f"{paths[i]}: {e}"
             if images:
-                self._predict(images, rows, paths, out)
+                with self._lanes:
+                    self._predict(images, rows, paths, out)
         return out
 
     def _predict(self, images: list, rows: list[int], paths: list[str], out: dict[str, list]) -> None:
@@ -299,7 +306,9 @@ def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None
     kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision, score_thr=args.score_thr,
                   threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=dict(present), category_ids=categories,
                   max_batch=args.batch, streams=args.streams)
-    return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors),
+    # With streams, as many calls at once as streams per actor (see Predictor's `streams`).
+    concurrent = dict(max_concurrent_calls_per_actor=args.streams, enable_true_multi_threading=True) if args.streams > 1 else {}
+    return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors, **concurrent),
                           batch_size=None, batch_format="numpy", **resources)
 
 

@@ -188,6 +188,20 @@ def test_predictor_caps_the_network_batch_and_keeps_each_rows_outcome(weights, c
         mrb_ray.Predictor(**kwargs, max_batch=0)
 
 
+def test_concurrent_calls_share_the_streams_and_keep_their_results(weights, config_320):
+    """Two calls at once on one two-stream Predictor (the entry runs as many calls at once as streams): each gets
+    the detections a call alone gets, and a third call meanwhile waits for a stream instead of failing."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["coffee_600x400.png", "hopper_640x480.png", "coffee_600x400_q85.jpg"]
+    batches = [{"path": [f"/data/{i + 1:06d}.png"], "bytes": [(IMAGES / n).read_bytes()]} for i, n in enumerate(names)]
+    kwargs = dict(model=str(config_320), weights=str(weights), device="cpu", threads=2, max_batch=1)
+    alone = [mrb_ray.Predictor(**kwargs)(b) for b in batches]
+    shared = mrb_ray.Predictor(**kwargs, streams=2)
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(shared, batches)) == alone
+
+
 def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
     """The entry's read and predict fuse into one operator (ReadBinary->MapBatches): no read task in a process of
     its own beside the actors, for CPU and GPU actors alike (the fused read asks the actors' resources)."""
@@ -198,7 +212,10 @@ def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
     present = [(str(IMAGES / "coffee_600x400.png"), 1), (str(IMAGES / "hopper_640x480.png"), 2)]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        out = mrb_ray._pipeline(args, present, None).materialize()
+        ds = mrb_ray._pipeline(args, present, None)
+        # Two streams: two calls at once in each actor.
+        assert "max_concurrent_calls_per_actor=2" in repr(ds._logical_plan.dag.compute), ds._logical_plan.dag.compute
+        out = ds.materialize()
         assert sorted(out.to_pandas()["image_id"]) == [1, 2]
         assert "ReadBinary->MapBatches(Predictor)" in out.stats(), out.stats()
     finally:

@@ -9,7 +9,7 @@
 //! against ~0.75 GB here). Results do not depend on the number of threads, so not on the streams.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -18,9 +18,15 @@ use crate::error::{Error, Result};
 /// Most streams a detector takes (each holds an image's activations).
 pub const MAX_STREAMS: usize = 64;
 
-/// The streams' thread pools; none for one stream, which runs on the caller's (the global) pool.
+/// The streams' thread pools; none for one stream, which runs on the caller's (the global) pool. Callers on
+/// several threads at once (a Ray actor's concurrent calls) share them: each image runs on a stream no other
+/// caller holds, so two one-image calls run side by side on two streams, not both on one.
 pub(crate) struct Streams {
     pools: Vec<ThreadPool>,
+    /// The pools no caller holds.
+    free: Mutex<Vec<usize>>,
+    /// Signalled when a pool is handed back.
+    freed: Condvar,
 }
 
 impl Streams {
@@ -31,14 +37,14 @@ impl Streams {
             return Err(Error::invalid_argument(format!("streams must be 1 to {MAX_STREAMS}, got {n}")));
         }
         if n == 1 {
-            return Ok(Self { pools: Vec::new() });
+            return Ok(Self { pools: Vec::new(), free: Mutex::new(Vec::new()), freed: Condvar::new() });
         }
         let threads = (rayon::current_num_threads() / n).max(1);
         let pools = (0..n)
             .map(|i| ThreadPoolBuilder::new().num_threads(threads).thread_name(move |t| format!("mrb-stream{i}-{t}")).build())
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::internal("streams", format!("cannot start {n} thread pools: {e}")))?;
-        Ok(Self { pools })
+        Ok(Self { pools, free: Mutex::new((0..n).rev().collect()), freed: Condvar::new() })
     }
 
     /// How many streams.
@@ -47,39 +53,97 @@ impl Streams {
     }
 
     /// `work` once per stream, all at once on threads of their own, until all return; each is handed its
-    /// [`Stream`] to run model calls in. With one stream, `work` runs here. The loops stay outside the pools:
-    /// a pool's worker waiting in a parallel step may pick up any job of its pool, and a loop that blocks (on
-    /// a queue, on other streams) taken up that way by another caller's stream could wait on itself.
+    /// [`Stream`] to run model calls in. With one stream, `work` runs here. Waits until no other caller holds a
+    /// stream, then holds them all. The loops stay outside the pools: a pool's worker waiting in a parallel step
+    /// may pick up any job of its pool, and a loop that blocks (on a queue, on other streams) taken up that way by
+    /// another caller's stream could wait on itself.
     pub(crate) fn run_all(&self, work: impl Fn(Stream<'_>) + Sync) {
-        let Some((first, rest)) = self.pools.split_first() else { return work(Stream::HERE) };
+        if self.pools.is_empty() {
+            return work(Stream::HERE);
+        }
+        let held: Vec<Held<'_>> = {
+            let n = self.pools.len();
+            let free = self.freed.wait_while(self.lock_free(), |free| free.len() < n).unwrap_or_else(PoisonError::into_inner);
+            Held::take(self, free, n)
+        };
         let work = &work;
-        std::thread::scope(|s| {
-            let others: Vec<_> = rest.iter().map(|pool| s.spawn(move || work(Stream(Some(pool))))).collect();
-            work(Stream(Some(first)));
-            // Joined here so that a stream's panic reaches the caller as itself, not as "a scoped thread panicked".
-            for other in others {
-                if let Err(panic) = other.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-        });
+        on_threads(held.len(), |lane| work(held[lane].stream()));
     }
 
-    /// `f(item)` for each of `items`, every stream taking the next item as it finishes one; results in input
-    /// order.
+    /// `f(item)` for each of `items`, each on whichever stream is free when it starts (other callers' images
+    /// included), up to one lane per stream taking the next item as it finishes one; results in input order.
     pub(crate) fn map<T: Sync, R: Send>(&self, items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+        if self.pools.is_empty() {
+            return items.iter().map(f).collect();
+        }
         let next = AtomicUsize::new(0);
         let out: Vec<Mutex<Option<R>>> = items.iter().map(|_| Mutex::new(None)).collect();
-        self.run_all(|stream| {
+        on_threads(items.len().min(self.pools.len()), |_| {
             loop {
+                // A stream first, then an item: a lane never holds an item while it waits for a stream.
+                let held = self.claim();
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(item) = items.get(i) else { break };
-                let r = stream.install(|| f(item));
+                let r = held.stream().install(|| f(item));
+                drop(held);
                 *out[i].lock().unwrap_or_else(PoisonError::into_inner) = Some(r);
             }
         });
-        // Every index below items.len() was taken by exactly one stream, which stored its result.
+        // Every index below items.len() was taken by exactly one lane, which stored its result.
         out.into_iter().map(|m| m.into_inner().unwrap_or_else(PoisonError::into_inner).expect("each item ran")).collect()
+    }
+
+    /// One free stream, waiting for one if every stream is held.
+    fn claim(&self) -> Held<'_> {
+        let free = self.freed.wait_while(self.lock_free(), |free| free.is_empty()).unwrap_or_else(PoisonError::into_inner);
+        Held::take(self, free, 1).remove(0)
+    }
+
+    /// The free list; a panic elsewhere cannot leave it half-updated (each update is one push or pop).
+    fn lock_free(&self) -> MutexGuard<'_, Vec<usize>> {
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// `lane(i)` for `i` in `0..n` at once, lane 0 on the calling thread, the others on scoped threads of their own;
+/// returns when all have. A lane's panic reaches the caller as itself, not as "a scoped thread panicked".
+fn on_threads(n: usize, lane: impl Fn(usize) + Sync) {
+    let lane = &lane;
+    std::thread::scope(|s| {
+        let others: Vec<_> = (1..n).map(|i| s.spawn(move || lane(i))).collect();
+        if n > 0 {
+            lane(0);
+        }
+        for other in others {
+            if let Err(panic) = other.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// A stream one caller holds; handed back when dropped (also when its work panics).
+struct Held<'a> {
+    streams: &'a Streams,
+    pool: usize,
+}
+
+impl<'a> Held<'a> {
+    /// The last `n` pools of `free` (which holds at least `n`), taken under its lock.
+    fn take(streams: &'a Streams, mut free: MutexGuard<'_, Vec<usize>>, n: usize) -> Vec<Self> {
+        let at = free.len() - n;
+        free.drain(at..).map(|pool| Held { streams, pool }).collect()
+    }
+
+    fn stream(&self) -> Stream<'a> {
+        Stream(Some(&self.streams.pools[self.pool]))
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.streams.lock_free().push(self.pool);
+        self.streams.freed.notify_all();
     }
 }
 
@@ -97,5 +161,43 @@ impl Stream<'_> {
             Some(pool) => pool.install(f),
             None => f(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::Streams;
+
+    /// Two callers at once, one item each, on two streams: each item runs on a stream of its own, side by side
+    /// (each waits, up to 10 s, until both are running; on one stream they would run one after the other and
+    /// neither would see the other start). Afterwards every stream is free again.
+    #[test]
+    fn concurrent_callers_take_different_streams() {
+        let streams = Streams::new(2).unwrap();
+        let running = AtomicUsize::new(0);
+        let side_by_side = |_: &()| {
+            running.fetch_add(1, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while running.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            running.load(Ordering::SeqCst) == 2
+        };
+        let both = std::thread::scope(|s| {
+            let other = s.spawn(|| streams.map(&[()], side_by_side));
+            let mine = streams.map(&[()], side_by_side);
+            [mine[0], other.join().unwrap()[0]]
+        });
+        assert_eq!(both, [true, true], "the two callers' items did not run at once");
+        assert_eq!(streams.lock_free().len(), 2);
+        // run_all holds every stream at once.
+        let lanes = AtomicUsize::new(0);
+        streams.run_all(|_| {
+            lanes.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(lanes.into_inner(), 2);
     }
 }
