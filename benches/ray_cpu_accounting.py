@@ -95,7 +95,7 @@ def main() -> None:
     ray = [sys.executable, "-m", "mask_rcnn_burn.ray"]
     contenders = {
         "binary (2 threads)": [args.infer, *common],
-        "ray 1 actor x 2 threads": [*ray, "--actors", "1", "--cpus-per-actor", "1", "--threads", "2", *common],
+        "ray 1 actor x 2 threads": [*ray, "--actors", "1", "--cpus-per-actor", "1", "--threads", "2", "--streams", "1", *common],
         "ray 2 actors x 1 thread": [*ray, "--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1", *common],
     }
     env = {**os.environ, "RAYON_NUM_THREADS": "2"}

@@ -5,7 +5,8 @@ one in reverse order); the medians, and the ratios to the binary within each rou
 
 Contenders, each over a folder of copies of tests/fixtures/images/coffee_600x400.png (a 1200x800 network input):
 - the `infer` example binary's folder run (2 threads);
-- `python -m mask_rcnn_burn.ray` with 1 actor x 2 threads, and with 2 actors x 1 thread, on a local cluster;
+- `python -m mask_rcnn_burn.ray` with 1 actor x 2 threads (one image at a time over both: `--streams 1`), and with 2
+  actors x 1 thread, on a local cluster;
 - with `--streams N` (default 2), the binary and the 1 x 2 actor also with N streams (N images at once, each on its
   share of the threads), the actor's ratios taken against that binary: Ray's overhead with streams alone.
 Throughput is images over the job's seconds as each prints them: the binary's from the model loaded, Ray's from
@@ -71,14 +72,15 @@ def main() -> None:
     common = ["--model", "r50-2x", "--weights", args.weights, "--device", "cpu"]
     env = {**os.environ, "RAYON_NUM_THREADS": "2"}
     ray = [sys.executable, "-m", "mask_rcnn_burn.ray", *common]
+    one_actor = ["--actors", "1", "--cpus-per-actor", "1", "--threads", "2"]
     layouts = {
-        "1 actor x 2 threads": ["--actors", "1", "--cpus-per-actor", "1", "--threads", "2"],
+        "1 actor x 2 threads": [*one_actor, "--streams", "1"],
         "2 actors x 1 thread": ["--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
     }
     contenders = {"binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")]}
     if args.streams > 1:
         contenders[f"binary, {args.streams} streams"] = [args.infer, *common, "--streams", str(args.streams), "--json", str(scratch / "binary_streams.json")]
-        layouts[f"1 actor x 2 threads, {args.streams} streams"] = [*layouts["1 actor x 2 threads"], "--streams", str(args.streams)]
+        layouts[f"1 actor x 2 threads, {args.streams} streams"] = [*one_actor, "--streams", str(args.streams)]
     clusters = {"": [], ", running": ["--address", "auto"]} if args.running_cluster else {"": []}
     for suffix, address in clusters.items():
         for layout, flags in layouts.items():

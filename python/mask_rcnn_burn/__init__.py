@@ -196,7 +196,8 @@ class Detector:
         classes: class names in label order, overriding the checkpoint's.
         streams: on the CPU, how many images :meth:`predict_batch` runs at once, each on its own share of the
             threads: more images per second, each image slower, that many images' activations in memory (2 streams
-            on 2 cores: 0.94-0.99x the time of 1). Each stream has ``threads // streams`` threads, at least one. No
+            on 2 cores: 0.94-0.99x the time of 1). Each stream has ``threads // streams`` threads, at least one;
+            calls from several threads at once share the streams, each image on a stream no other call holds. No
             effect on a GPU. 1 to 64.
 
     Raises:

@@ -292,6 +292,14 @@ def _blocks(images: int, actors: int, batch: int) -> int:
     return max(1, min(images, max(8 * actors, -(-images // 16)), images // batch))
 
 
+def _default_streams(args) -> int:
+    """The entry's streams when ``--streams`` is not given: one image per thread on CPU actors, throughput first (runs
+    19-20 of benches/logs/ray_throughput.txt: a 2-thread actor 6-8% more images/s than with one image over both
+    threads; that many images' activations in memory at once); 1 on GPU actors."""
+    on_cpu = not args.gpus_per_actor and args.device in ("auto", "cpu")
+    return min(args.threads or max(1, int(args.cpus_per_actor)), _native.MAX_STREAMS) if on_cpu else 1
+
+
 def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None):
     """The entry's dataset: ``present``'s ``(path, image id)`` read and run through :class:`Predictor` actors."""
     import ray
@@ -334,7 +342,9 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     ap.add_argument("--precision", default="f32")
     ap.add_argument("--score-thr", type=float)
     ap.add_argument("--batch", type=int, default=1, help="images per network call in an actor (same-shape ones batched)")
-    ap.add_argument("--streams", type=int, default=1, help="images run at once in each CPU actor, each on its share of the actor's threads (as the binary's --streams)")
+    ap.add_argument("--streams", type=int,
+                    help="images run at once in each CPU actor, each on its share of the actor's threads (as the binary's --streams), as many calls at once per actor "
+                         "(default: the actor's threads, one image per thread, on CPU actors; 1 on GPU actors; 1: one image at a time over all the threads)")
     ap.add_argument("--actors", type=int, default=1)
     ap.add_argument("--cpus-per-actor", type=float, default=1)
     ap.add_argument("--gpus-per-actor", type=float, default=0)
@@ -345,6 +355,8 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
         ap.error("--annotations needs --images")
     if args.batch < 1:
         ap.error(f"--batch must be at least 1, got {args.batch}")
+    if args.streams is None:
+        args.streams = _default_streams(args)
     if not 1 <= args.streams <= _native.MAX_STREAMS:
         ap.error(f"--streams must be 1 to {_native.MAX_STREAMS}, got {args.streams}")
 

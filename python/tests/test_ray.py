@@ -228,3 +228,19 @@ def test_blocks_are_small_but_hold_a_network_batch():
     assert mrb_ray._blocks(1000, actors=2, batch=1) == 63  # ~16 images a block
     assert mrb_ray._blocks(36, actors=2, batch=4) == 9  # 4 images a block, not 2.25
     assert mrb_ray._blocks(3, actors=1, batch=4) == 1
+
+
+def test_cpu_actors_run_one_image_per_thread_unless_told():
+    import argparse
+
+    def streams(**kw):
+        args = dict(threads=None, cpus_per_actor=1.0, gpus_per_actor=0.0, device="auto") | kw
+        return mrb_ray._default_streams(argparse.Namespace(**args))
+
+    assert streams() == 1
+    assert streams(cpus_per_actor=4.0) == 4
+    assert streams(cpus_per_actor=4.0, threads=2) == 2
+    assert streams(cpus_per_actor=0.5) == 1
+    assert streams(cpus_per_actor=200.0) == 64
+    assert streams(cpus_per_actor=4.0, gpus_per_actor=1.0) == 1
+    assert streams(cpus_per_actor=4.0, device="wgpu") == 1
