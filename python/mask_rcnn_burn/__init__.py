@@ -196,9 +196,10 @@ class Detector:
         classes: class names in label order, overriding the checkpoint's.
         streams: on the CPU, how many images :meth:`predict_batch` runs at once, each on its own share of the
             threads: more images per second, each image slower, that many images' activations in memory (2 streams
-            on 2 cores: 0.94-0.99x the time of 1). Each stream has ``threads // streams`` threads, at least one;
-            calls from several threads at once share the streams, each image on a stream no other call holds. No
-            effect on a GPU. 1 to 64.
+            on 2 cores: 0.94-0.99x the time of 1). Each stream has ``threads // streams`` threads, at least one
+            (so a one-image :meth:`predict_batch` runs on one stream's threads; :meth:`predict` uses them all);
+            :meth:`predict_batch` calls from several threads at once share the streams, each image on a stream no
+            other call holds. No effect on a GPU. 1 to 64.
 
     Raises:
         ConfigError, WeightsError, DeviceError, FileError: what is wrong, in one line.

@@ -141,40 +141,52 @@ class Predictor:
         self.max_batch = max_batch
         # Calls Ray runs at once beyond the streams (or any on a GPU, where streams is 1) wait here.
         self._lanes = threading.BoundedSemaphore(self.detector.streams)
+        self._calls, self._calls_lock = 0, threading.Lock()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         paths = [str(p) for p in batch["path"]]
         out: dict[str, list] = {"path": paths, "image_id": [self._image_id(p, i) for i, p in enumerate(paths)],
                                 "detections": [None] * len(paths), "error": [None] * len(paths)}
-        # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its images'.
-        # With streams (CPU only: `streams` is 1 on a GPU), each of them runs one of `max_batch` images at once.
-        step = self.max_batch * self.detector.streams if self.max_batch else max(1, len(paths))
-        for at in range(0, len(paths), step):
-            images, rows = [], []
-            for i in range(at, min(at + step, len(paths))):
-                try:
-                    images.append(imread(bytes(batch["bytes"][i])))
-                    rows.append(i)
-                except Error as e:
-                    out["error"][i] = f"{paths[i]}: {e}"
-            if images:
-                with self._lanes:
+        with self._calls_lock:
+            self._calls += 1
+        try:
+            at = 0
+            while at < len(paths):
+                # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its
+                # images'. With streams (CPU only: `streams` is 1 on a GPU), each runs one of `max_batch` images at
+                # once, the streams shared among the calls running now: N calls at once on N streams decode
+                # `max_batch` images each, not N x `max_batch`.
+                share = max(1, self.detector.streams // max(1, self._calls))
+                step = self.max_batch * share if self.max_batch else len(paths)
+                images, rows = [], []
+                for i in range(at, min(at + step, len(paths))):
+                    try:
+                        images.append(imread(bytes(batch["bytes"][i])))
+                        rows.append(i)
+                    except Error as e:
+                        out["error"][i] = f"{paths[i]}: {e}"
+                at += step
+                if images:
                     self._predict(images, rows, paths, out)
+        finally:
+            with self._calls_lock:
+                self._calls -= 1
         return out
 
     def _predict(self, images: list, rows: list[int], paths: list[str], out: dict[str, list]) -> None:
         """Fills ``out``'s rows ``rows`` with the detections of ``images`` (one network call) or their errors."""
-        try:
-            results = self.detector.predict_batch(images)
-        except Error:
-            # A batch that fails (a device out of memory) runs again image by image: each row its own outcome.
-            results = []
-            for i, image in zip(rows, images):
-                try:
-                    results.append(self.detector.predict(image))
-                except Error as e:
-                    out["error"][i] = f"{paths[i]}: {e}"
-                    results.append(None)
+        with self._lanes:
+            try:
+                results = self.detector.predict_batch(images)
+            except Error:
+                # A batch that fails (a device out of memory) runs again image by image: each row its own outcome.
+                results = []
+                for i, image in zip(rows, images):
+                    try:
+                        results.append(self.detector.predict(image))
+                    except Error as e:
+                        out["error"][i] = f"{paths[i]}: {e}"
+                        results.append(None)
         for i, res in zip(rows, results):
             if res is not None:
                 out["detections"][i] = json.dumps(res.to_coco(out["image_id"][i], self.category_ids), separators=(",", ":"))
@@ -296,8 +308,12 @@ def _default_streams(args) -> int:
     """The entry's streams when ``--streams`` is not given: one image per thread on CPU actors, throughput first (runs
     19-20 of benches/logs/ray_throughput.txt: a 2-thread actor 6-8% more images/s than with one image over both
     threads; that many images' activations in memory at once); 1 on GPU actors."""
-    on_cpu = not args.gpus_per_actor and args.device in ("auto", "cpu")
-    return min(args.threads or max(1, int(args.cpus_per_actor)), _native.MAX_STREAMS) if on_cpu else 1
+    return min(args.threads or max(1, int(args.cpus_per_actor)), _native.MAX_STREAMS) if _cpu_actors(args) else 1
+
+
+def _cpu_actors(args) -> bool:
+    """Whether the entry's actors run on the CPU (no GPU asked, a CPU or automatic device)."""
+    return not args.gpus_per_actor and args.device in ("auto", "cpu", "flex")
 
 
 def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None):
@@ -315,7 +331,7 @@ def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None
                   threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=dict(present), category_ids=categories,
                   max_batch=args.batch, streams=args.streams)
     # With streams, as many calls at once as streams per actor (see Predictor's `streams`).
-    concurrent = dict(max_concurrent_calls_per_actor=args.streams, enable_true_multi_threading=True) if args.streams > 1 else {}
+    concurrent = dict(max_concurrent_calls_per_actor=args.streams, enable_true_multi_threading=True) if args.streams > 1 and _cpu_actors(args) else {}
     return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors, **concurrent),
                           batch_size=None, batch_format="numpy", **resources)
 

@@ -151,9 +151,9 @@ impl Detector {
     /// alone to a multiple of 32, and GroupNorm normalises each image over its own padded map) go through the
     /// network as one batch; proposals and NMS stay per image. Each image's result is the one
     /// [`predict`](Self::predict) gives it alone (mmdetection's published AP was computed at batch size 1).
-    /// With [streams](Self::with_streams) on the host, the images run one per stream instead, each on a stream
-    /// no other caller holds: callers on several threads at once (a Ray actor's concurrent calls) keep every
-    /// stream busy, where one caller's last image would leave the others idle.
+    /// With [streams](Self::with_streams) on the host, the images run one per stream instead (one image on one
+    /// stream's threads), each on a stream no other caller holds: callers on several threads at once (a Ray
+    /// actor's concurrent calls) keep every stream busy, where one caller's last image would leave the others idle.
     pub fn predict_batch(&self, images: &[BgrImage]) -> Result<Vec<Detections>> {
         if self.streams() > 1 {
             let one = |img: &BgrImage| self.predict_batch_here(std::slice::from_ref(img)).map(|mut d| d.remove(0));

@@ -54,7 +54,8 @@ impl Streams {
 
     /// `work` once per stream, all at once on threads of their own, until all return; each is handed its
     /// [`Stream`] to run model calls in. With one stream, `work` runs here. Waits until no other caller holds a
-    /// stream, then holds them all. The loops stay outside the pools: a pool's worker waiting in a parallel step
+    /// stream, then holds them all until every `work` returns: a `work` (or what it hands results to) that
+    /// predicts on the same detector meanwhile waits forever. The loops stay outside the pools: a pool's worker waiting in a parallel step
     /// may pick up any job of its pool, and a loop that blocks (on a queue, on other streams) taken up that way by
     /// another caller's stream could wait on itself.
     pub(crate) fn run_all(&self, work: impl Fn(Stream<'_>) + Sync) {
@@ -106,12 +107,16 @@ impl Streams {
 }
 
 /// `lane(i)` for `i` in `0..n` at once, lane 0 on the calling thread, the others on scoped threads of their own;
-/// returns when all have. A lane's panic reaches the caller as itself, not as "a scoped thread panicked".
+/// returns when all have. A lane's panic reaches the caller as itself, not as "a scoped thread panicked". Called
+/// from a rayon worker (a caller's own `par_iter`), every lane gets a thread of its own: a worker waiting in
+/// `install` runs other jobs of its pool meanwhile, and one that blocked there in `claim` on top of a held stream
+/// could leave every stream held by a waiting claim.
 fn on_threads(n: usize, lane: impl Fn(usize) + Sync) {
     let lane = &lane;
+    let here = usize::from(rayon::current_thread_index().is_none() && n > 0);
     std::thread::scope(|s| {
-        let others: Vec<_> = (1..n).map(|i| s.spawn(move || lane(i))).collect();
-        if n > 0 {
+        let others: Vec<_> = (here..n).map(|i| s.spawn(move || lane(i))).collect();
+        if here == 1 {
             lane(0);
         }
         for other in others {
@@ -199,5 +204,25 @@ mod tests {
             lanes.fetch_add(1, Ordering::SeqCst);
         });
         assert_eq!(lanes.into_inner(), 2);
+    }
+    /// Callers that are rayon workers themselves (a user's `par_iter` over images) finish: their lanes wait for
+    /// a stream off the pool, so a worker never blocks on a claim on top of a stream it holds.
+    #[test]
+    fn callers_inside_a_rayon_pool_finish() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use rayon::prelude::*;
+            let streams = Streams::new(2).unwrap();
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            let sums: Vec<usize> = pool.install(|| {
+                (0..16usize).into_par_iter().map(|i| streams.map(&[i, i], |&x| {
+                    std::thread::sleep(Duration::from_millis(2));
+                    x
+                }).iter().sum()).collect()
+            });
+            tx.send(sums).unwrap();
+        });
+        let sums = rx.recv_timeout(Duration::from_secs(60)).expect("callers inside a rayon pool did not finish in 60 s");
+        assert_eq!(sums, (0..16).map(|i| 2 * i).collect::<Vec<_>>());
     }
 }
