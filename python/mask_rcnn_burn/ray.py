@@ -146,14 +146,13 @@ class Predictor:
         paths = [str(p) for p in batch["path"]]
         out: dict[str, list] = {"path": paths, "image_id": [self._image_id(p, i) for i, p in enumerate(paths)],
                                 "detections": [None] * len(paths), "error": [None] * len(paths)}
-        at = 0
-        while at < len(paths):
-            # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its
-            # images'. With streams (CPU only: `streams` is 1 on a GPU), each runs one of `max_batch` images at
-            # once. N calls at once on N streams decode N x N x `max_batch` images: splitting the streams among
-            # the calls running (`max_batch` each) was 2-4% slower on 2 cores (two paired 36-image jobs), so
-            # each call keeps every stream busy while the others decode.
-            step = self.max_batch * self.detector.streams if self.max_batch else len(paths)
+        # Decoded a network batch at a time, so a large block holds one batch of pixels, not all of its images'.
+        # With streams (CPU only: `streams` is 1 on a GPU), each runs one of `max_batch` images at once. N calls at
+        # once on N streams decode N x N x `max_batch` images: splitting the streams among the calls running
+        # (`max_batch` each) was 2-4% slower on 2 cores (two paired 36-image jobs), so each call keeps every stream
+        # busy while the others decode.
+        step = self.max_batch * self.detector.streams if self.max_batch else max(1, len(paths))
+        for at in range(0, len(paths), step):
             images, rows = [], []
             for i in range(at, min(at + step, len(paths))):
                 try:
@@ -161,7 +160,6 @@ class Predictor:
                     rows.append(i)
                 except Error as e:
                     out["error"][i] = f"{paths[i]}: {e}"
-            at += step
             if images:
                 self._predict(images, rows, paths, out)
         return out
@@ -301,7 +299,12 @@ def _default_streams(args) -> int:
     """The entry's streams when ``--streams`` is not given: one image per thread on CPU actors, throughput first (runs
     19-20 of benches/logs/ray_throughput.txt: a 2-thread actor 6-8% more images/s than with one image over both
     threads; that many images' activations in memory at once); 1 on GPU actors."""
-    return min(args.threads or max(1, int(args.cpus_per_actor)), _native.MAX_STREAMS) if _cpu_actors(args) else 1
+    return min(_actor_threads(args), _native.MAX_STREAMS) if _cpu_actors(args) else 1
+
+
+def _actor_threads(args) -> int:
+    """Each actor's Rust threads: ``--threads``, else its CPUs, at least one."""
+    return args.threads or max(1, int(args.cpus_per_actor))
 
 
 def _cpu_actors(args) -> bool:
@@ -321,7 +324,7 @@ def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None
     resources = dict(num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor)
     ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks, **resources)
     kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision, score_thr=args.score_thr,
-                  threads=args.threads or max(1, int(args.cpus_per_actor)), image_ids=dict(present), category_ids=categories,
+                  threads=_actor_threads(args), image_ids=dict(present), category_ids=categories,
                   max_batch=args.batch, streams=args.streams)
     # With streams, as many calls at once as streams per actor (see Predictor's `streams`).
     concurrent = dict(max_concurrent_calls_per_actor=args.streams, enable_true_multi_threading=True) if args.streams > 1 and _cpu_actors(args) else {}

@@ -55,9 +55,9 @@ impl Streams {
     /// `work` once per stream, all at once on threads of their own, until all return; each is handed its
     /// [`Stream`] to run model calls in. With one stream, `work` runs here. Waits until no other caller holds a
     /// stream, then holds them all until every `work` returns: a `work` (or what it hands results to) that
-    /// predicts on the same detector meanwhile waits forever. The loops stay outside the pools: a pool's worker waiting in a parallel step
-    /// may pick up any job of its pool, and a loop that blocks (on a queue, on other streams) taken up that way by
-    /// another caller's stream could wait on itself.
+    /// predicts on the same detector meanwhile waits forever. The loops stay outside the pools: a pool's worker
+    /// waiting in a parallel step may pick up any job of its pool, and a loop that blocks (on a queue, on other
+    /// streams) taken up that way by another caller's stream could wait on itself.
     pub(crate) fn run_all(&self, work: impl Fn(Stream<'_>) + Sync) {
         if self.pools.is_empty() {
             return work(Stream::HERE);
@@ -205,6 +205,7 @@ mod tests {
         });
         assert_eq!(lanes.into_inner(), 2);
     }
+
     /// Callers that are rayon workers themselves (a user's `par_iter` over images) finish: their lanes wait for
     /// a stream off the pool, so a worker never blocks on a claim on top of a stream it holds.
     #[test]
