@@ -1,14 +1,16 @@
 """Ray Data against the binary on one machine: the same folder of images, the same weights, in rounds (every other
 one in reverse order); the medians, and the ratios to the binary within each round with their median.
 
-    python benches/ray_throughput.py --weights W.safetensors [--copies 36] [--rounds 2] [--streams 2]
+    python benches/ray_throughput.py --weights W.safetensors [--copies 36] [--rounds 2] [--extra]
 
-Contenders, each over a folder of copies of tests/fixtures/images/coffee_600x400.png (a 1200x800 network input):
-- the `infer` example binary's folder run (2 threads);
-- `python -m mask_rcnn_burn.ray` with 1 actor x 2 threads (one image at a time over both: `--streams 1`), and with 2
-  actors x 1 thread, on a local cluster;
-- with `--streams N` (default 2), the binary and the 1 x 2 actor also with N streams (N images at once, each on its
-  share of the threads), the actor's ratios taken against that binary: Ray's overhead with streams alone.
+Contenders, each as a user runs it by default, over a folder of copies of tests/fixtures/images/coffee_600x400.png
+(a 1200x800 network input):
+- the `infer` example binary's folder run (2 threads; one image at a time over both);
+- `python -m mask_rcnn_burn.ray` on a local cluster with 1 actor x 2 threads (its default on a CPU actor: two
+  streams, one image per thread) and with 2 actors x 1 thread;
+- with `--extra`, also the binary with `--streams 2` and the 1 x 2 actor with `--streams 1`: the same way of running
+  in both, so that Ray's own overhead shows apart from what streams give (the 1 x 2 actor's default is also
+  taken against the binary with 2 streams).
 Throughput is images over the job's seconds as each prints them: the binary's from the model loaded, Ray's from
 the cluster up (actors' start and model load included); the wall time of each command, cluster start included, is
 printed beside it. Ray's start-up (actor processes, model load: a few seconds) is a fixed cost, amortised over the
@@ -54,7 +56,7 @@ def main() -> None:
     ap.add_argument("--copies", type=int, default=36)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--small", type=int, default=4, help="images of the small run that takes the fixed costs out")
-    ap.add_argument("--streams", type=int, default=2, help="also run the binary and the 1 x 2 actor with this many streams (1: not)")
+    ap.add_argument("--extra", action="store_true", help="also the binary with 2 streams and the 1 x 2 actor with 1 (Ray's overhead apart from streams)")
     ap.add_argument("--running-cluster", action="store_true",
                     help="also run both layouts with --address on a cluster started by `ray start --head`, as on a real cluster")
     ap.add_argument("--infer", default=str(pathlib.Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release/examples/infer"))
@@ -74,13 +76,13 @@ def main() -> None:
     ray = [sys.executable, "-m", "mask_rcnn_burn.ray", *common]
     one_actor = ["--actors", "1", "--cpus-per-actor", "1", "--threads", "2"]
     layouts = {
-        "1 actor x 2 threads": [*one_actor, "--streams", "1"],
+        "1 actor x 2 threads": one_actor,
         "2 actors x 1 thread": ["--actors", "2", "--cpus-per-actor", "0.5", "--threads", "1"],
     }
     contenders = {"binary (2 threads)": [args.infer, *common, "--json", str(scratch / "binary.json")]}
-    if args.streams > 1:
-        contenders[f"binary, {args.streams} streams"] = [args.infer, *common, "--streams", str(args.streams), "--json", str(scratch / "binary_streams.json")]
-        layouts[f"1 actor x 2 threads, {args.streams} streams"] = [*one_actor, "--streams", str(args.streams)]
+    if args.extra:
+        contenders["binary, 2 streams"] = [args.infer, *common, "--streams", "2", "--json", str(scratch / "binary_streams.json")]
+        layouts["1 actor x 2 threads, 1 stream"] = [*one_actor, "--streams", "1"]
     clusters = {"": [], ", running": ["--address", "auto"]} if args.running_cluster else {"": []}
     for suffix, address in clusters.items():
         for layout, flags in layouts.items():
@@ -119,23 +121,22 @@ def main() -> None:
                   f"{args.small} images: {secs[small]:.1f} s; steady {steady[name][-1]:.3f} images/s", flush=True)
         if cluster_up:
             subprocess.run([ray_cli, "stop", "--force"], check=True, capture_output=True, env=env)
-    binary = "binary (2 threads)"
     print(f"\nmedians over {args.rounds} rounds of {args.copies} images (steady: the {args.copies - args.small} images beyond the small run's {args.small})")
-    streams_binary = f"binary, {args.streams} streams"
-    reference = lambda name: streams_binary if "streams" in name and name != streams_binary else binary  # noqa: E731
-    for name in contenders:
+    pairs = [(name, "binary (2 threads)") for name in contenders]
+    if args.extra:
+        # Ray's overhead apart from streams: the 1 x 2 actor's default (2 streams) against the binary with 2.
+        pairs += [(name, "binary, 2 streams") for name in contenders if name.startswith("ray 1 actor x 2 threads") and "stream" not in name]
+    for name, ref in pairs:
         rate, st = statistics.median(rates[name]), statistics.median(steady[name])
-        ref_rate, ref_steady = statistics.median(rates[reference(name)]), statistics.median(steady[reference(name)])
-        print(f"  {name:36s} job {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), binary / this {ref_rate / rate:.3f}; "
-              f"steady {st:.3f} images/s, binary / this {ref_steady / st:.3f}; fixed cost {statistics.median(fixed[name]):.1f} s")
-    # The same ratios taken within each round (the binary's run beside this one's), then their median; a contender
-    # with streams against the binary with the same streams (Ray's overhead alone), and that binary against the
-    # plain one.
-    print("per round, binary / this (job; steady), and their medians (with streams: the binary with as many streams / this)")
-    for name in contenders:
-        job = [b / x for b, x in zip(rates[reference(name)], rates[name])]
-        st = [b / x for b, x in zip(steady[reference(name)], steady[name])]
-        print(f"  {name:36s} job {' '.join(f'{v:.3f}' for v in job)} -> {statistics.median(job):.3f}; "
+        ref_rate, ref_steady = statistics.median(rates[ref]), statistics.median(steady[ref])
+        print(f"  {name:36s} job {rate:.3f} images/s (wall {statistics.median(walls[name]):.1f} s), {ref} / this {ref_rate / rate:.3f}; "
+              f"steady {st:.3f} images/s, {ref} / this {ref_steady / st:.3f}; fixed cost {statistics.median(fixed[name]):.1f} s")
+    # The same ratios taken within each round (the reference's run beside this one's), then their median.
+    print("per round, reference / this (job; steady), and their medians")
+    for name, ref in pairs:
+        job = [b / x for b, x in zip(rates[ref], rates[name])]
+        st = [b / x for b, x in zip(steady[ref], steady[name])]
+        print(f"  {name:36s} against {ref}: job {' '.join(f'{v:.3f}' for v in job)} -> {statistics.median(job):.3f}; "
               f"steady {' '.join(f'{v:.3f}' for v in st)} -> {statistics.median(st):.3f}")
     shutil.rmtree(scratch)
 

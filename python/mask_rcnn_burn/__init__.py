@@ -176,8 +176,17 @@ class Result:
     def to_coco(self, image_id: int = 0, category_ids: Sequence[int] | None = None) -> list[dict]:
         """The ``infer`` binary's COCO results JSON entries for this image: ``image_id``, ``category_id`` (COCO's ids
         for COCO's 80 classes, else 1..N, or ``category_ids[label]``), ``label``, ``class``, ``bbox`` ``[x, y, w,
-        h]``, ``score``, ``segmentation`` (RLE)."""
+        h]``, ``score``, ``segmentation`` (RLE).
+
+        Raises:
+            ValueError: ``image_id`` is negative or above 2**64 - 1, a category id outside 0..2**32 - 1, or a
+                label without a category id.
+        """
         ids = self._category_ids if category_ids is None else [int(c) for c in category_ids]
+        if not 0 <= int(image_id) < 2**64:
+            raise ValueError(f"image_id must be from 0 to 2**64 - 1, got {image_id}")
+        if any(not 0 <= c < 2**32 for c in ids):
+            raise ValueError(f"category ids must be from 0 to 2**32 - 1, got {next(c for c in ids if not 0 <= c < 2**32)}")
         return json.loads(self._native.to_coco_json(int(image_id), ids))
 
 

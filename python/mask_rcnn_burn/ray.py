@@ -26,6 +26,7 @@ network's batch in the actor instead; Ray Data then fuses the two (``ReadBinary-
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pathlib
@@ -37,7 +38,7 @@ import numpy as np
 
 from . import Detector, Error, _native, imread
 
-__all__ = ["Predictor", "image_ids", "adapter_for_gpu"]
+__all__ = ["Predictor", "image_ids", "path_id", "adapter_for_gpu"]
 
 
 def _yield_to_workers(niceness: int = 19) -> None:
@@ -98,11 +99,17 @@ class Predictor:
             the actor run as many calls at once (``ActorPoolStrategy(max_concurrent_calls_per_actor=streams,
             enable_true_multi_threading=True)``, as the entry does): each image then takes whichever stream is
             free, so no stream idles while a call waits for its last image. More calls than streams wait.
-        image_ids: maps a path to its COCO image id (default: :func:`image_ids`' rule, a numeric file stem).
+        image_ids: maps a path (or its file name) to its COCO image id, a non-negative integer (default: a file
+            stem that is a number, as :func:`image_ids`; else :func:`path_id`).
         category_ids: the dataset category id of each label (default: COCO's for COCO's 80 classes, else 1..N).
 
     Input batches hold ``bytes`` (the encoded images) and ``path``, as ``read_binary_files(..., include_paths=True)``
     gives them; output batches hold ``path``, ``image_id``, ``detections`` (JSON text) and ``error``.
+
+    Raises:
+        ValueError: ``max_batch`` below 1, an ``image_ids`` value outside 0..2**64 - 1, a category id outside
+            0..2**32 - 1, or ``streams`` outside 1..64.
+        mask_rcnn_burn.Error: the detector cannot be built (as :class:`mask_rcnn_burn.Detector`).
     """
 
     def __init__(
@@ -121,6 +128,12 @@ class Predictor:
     ) -> None:
         if max_batch is not None and max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        # Checked here, not image by image: a bad id would otherwise fail every call of the job.
+        for key, value in (image_ids or {}).items():
+            if not 0 <= int(value) < 2**64:
+                raise ValueError(f"image_ids[{key!r}] must be from 0 to 2**64 - 1, got {value}")
+        if category_ids is not None and any(not 0 <= int(c) < 2**32 for c in category_ids):
+            raise ValueError(f"category ids must be from 0 to 2**32 - 1, got {list(category_ids)}")
         threads = threads or _assigned_cpus()
         if threads:
             # Read when the Rust thread pool starts: when this process builds its first detector.
@@ -188,7 +201,15 @@ class Predictor:
             if key in self.image_ids:
                 return int(self.image_ids[key])
         stem = pathlib.Path(path).stem
-        return int(stem) if re.fullmatch(r"\d+", stem) else -1
+        return int(stem) if re.fullmatch(r"\d+", stem) else path_id(path)
+
+
+def path_id(path: str) -> int:
+    """The image id of a path whose file stem is not a number (and that ``image_ids`` does not map): the path's
+    BLAKE2b hash, 53 bits (exact in any JSON reader), the same in every actor and every run, where the binary's
+    rule (a position in the sorted list) needs every path at once. Two of ten million paths share one with
+    probability ~0.5%: pass ``image_ids`` where ids must be unique or match annotations."""
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest(), "big") >> 11
 
 
 def image_ids(paths: Sequence[str]) -> dict[str, int]:

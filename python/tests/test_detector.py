@@ -80,6 +80,10 @@ def test_to_coco_equals_the_binarys_json(detector, infer_bin, weights, config_32
         ours = detector.predict(image).to_coco(image_id=7)
         assert len(ours) > 0
         assert ours == binary
+    res = detector.predict(HOPPER)
+    for bad in (dict(image_id=-1), dict(image_id=2**64), dict(category_ids=[-1] * len(detector.classes))):
+        with pytest.raises(ValueError, match="must be from 0"):
+            res.to_coco(**bad)
 
 
 def test_arrays_and_bytes_equal_the_path(detector):

@@ -188,6 +188,26 @@ def test_predictor_caps_the_network_batch_and_keeps_each_rows_outcome(weights, c
         mrb_ray.Predictor(**kwargs, max_batch=0)
 
 
+def test_a_path_without_a_numeric_stem_gets_a_stable_id(weights, config_320):
+    """Your own pipeline over files named anyhow (no ``image_ids``): each row its detections under an id hashed
+    from its path, the same from any actor; ids that cannot be COCO ids are refused when the Predictor is built."""
+    data = (IMAGES / "coffee_600x400.png").read_bytes()
+    batch = {"path": ["/data/cat.png", "/data/dog.png", "/data/42.png"], "bytes": [data] * 3}
+    kwargs = dict(model=str(config_320), weights=str(weights), device="cpu", threads=1)
+    out = mrb_ray.Predictor(**kwargs)(batch)
+    assert out["error"] == [None, None, None]
+    assert out["image_id"][2] == 42
+    assert out["image_id"][:2] == [mrb_ray.path_id("/data/cat.png"), mrb_ray.path_id("/data/dog.png")]
+    assert len(set(out["image_id"])) == 3 and all(0 <= i < 2**53 for i in out["image_id"])
+    for image_id, dets in zip(out["image_id"], out["detections"]):
+        assert {e["image_id"] for e in json.loads(dets)} == {image_id}
+    assert mrb_ray.Predictor(**kwargs)(batch) == out
+    with pytest.raises(ValueError, match="image_ids"):
+        mrb_ray.Predictor(**kwargs, image_ids={"a.png": -1})
+    with pytest.raises(ValueError, match="category ids"):
+        mrb_ray.Predictor(**kwargs, category_ids=[-1] * 80)
+
+
 def test_concurrent_calls_share_the_streams_and_keep_their_results(weights, config_320):
     """Three calls at once on one two-stream Predictor (the entry runs as many calls at once as streams): each gets
     the detections a call alone gets (that they run side by side is held by the Rust streams' own test)."""
