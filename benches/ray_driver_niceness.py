@@ -2,7 +2,7 @@
 
     python benches/ray_driver_niceness.py --weights W.safetensors [--pairs 4] [--images 14]
 
-Each pair runs the same Ray Data pipeline as `python -m mask_rcnn_burn.ray` (read_binary_files -> map_batches with
+Each pair runs a Ray Data pipeline like the entry's when this was measured (read_binary_files -> map_batches with
 `Predictor`, 1 actor x 2 threads) twice, once with every thread of this driver at niceness 0 and once at 19 (the
 order alternating between pairs), and takes the median of the actor's own per-image call times, the first two
 (warm-up) left out: what each image costs inside the actor while Ray Data's scheduling loop runs in the driver.
@@ -21,7 +21,8 @@ import time
 
 import ray
 
-from mask_rcnn_burn.ray import Predictor, _yield_to_workers
+from mask_rcnn_burn.ray import Predictor
+from mask_rcnn_burn.ray.entry import _yield_to_workers
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

@@ -1,5 +1,5 @@
 //! The checkpoint downloader against a local HTTP server on 127.0.0.1: a whole download, a wrong hash, a cut
-//! connection that the next call resumes with a Range request.
+//! connection that the next call resumes with a Range request, several fetches of one file at once.
 
 mod common;
 
@@ -62,4 +62,21 @@ fn a_cut_connection_resumes_where_it_stopped() {
     fetch(&url, &dest, &sha[..8], false).unwrap();
     assert_eq!(std::fs::read(&dest).unwrap(), body());
     assert_eq!(*log.lock().unwrap(), vec![None, Some("150000".to_string())]);
+}
+
+#[test]
+fn fetches_of_one_file_at_once_download_it_once() {
+    // Four at once (as Ray actors starting on one node): a server that answers one request; without the lock the
+    // others write the same `.part` or find the server gone.
+    let (url, log) = serve(body(), 1, 0);
+    let dest = scratch("together");
+    let sha = sha_of(&body());
+    std::thread::scope(|s| {
+        let fetches: Vec<_> = (0..4).map(|_| s.spawn(|| fetch(&url, &dest, &sha[..8], false))).collect();
+        for f in fetches {
+            f.join().unwrap().unwrap();
+        }
+    });
+    assert_eq!(std::fs::read(&dest).unwrap(), body());
+    assert_eq!(log.lock().unwrap().len(), 1);
 }

@@ -212,7 +212,9 @@ class Detector:
 
     Raises:
         ConfigError, WeightsError, DeviceError, FileError: what is wrong, in one line.
-        TypeError, ValueError: ``streams`` is not an integer from 1 to 64.
+        ValueError: an argument out of its range: ``device``, ``precision``, ``score_thr``, as many ``classes`` as
+            the model has, ``streams`` from 1 to 64.
+        TypeError: ``streams`` is not an integer.
 
     Inference releases the GIL: several threads may share one detector. A detector pickles (it is re-created from
     its arguments where it is unpickled), so Spark, Dask or Ray closures can carry it.

@@ -1,6 +1,8 @@
-"""The exceptions of mask_rcnn_burn. Every error the package raises is an :class:`Error`; each kind is also the
-built-in exception Python code would catch for it (a bad image is a ``ValueError``, an unreadable file an
-``OSError``). Messages are one line, as the ``infer`` binary prints them."""
+"""The exceptions of mask_rcnn_burn. What goes wrong with an input (an image, a checkpoint, a config, a device, a
+file) is an :class:`Error`, each kind also the built-in exception Python code would catch for it (a bad image is a
+``ValueError``, an unreadable file an ``OSError``); an argument out of its range (a device name, a precision, a
+score threshold, a stream count) is a plain ``ValueError``, and one of the wrong type a ``TypeError``, as Python's
+own functions raise them. Messages are one line, as the ``infer`` binary prints them."""
 
 
 class Error(Exception):

@@ -28,7 +28,8 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
 
 /// Downloads `url` to `dest` unless `dest` already holds a file whose sha256 starts with `sha256_prefix`.
 /// An interrupted download leaves `dest.part` and resumes from it on the next call; a complete file with the
-/// wrong hash is deleted and reported.
+/// wrong hash is deleted and reported. Processes fetching the same `dest` at once (several Ray actors on one
+/// node) take turns on `dest.lock`: one downloads, the others then find the file.
 pub fn fetch(url: &str, dest: &Path, sha256_prefix: &str, progress: bool) -> Result<(), WeightsError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
@@ -40,7 +41,16 @@ pub fn fetch(url: &str, dest: &Path, sha256_prefix: &str, progress: bool) -> Res
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
     }
-    let part = dest.with_extension(format!("{}.part", dest.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let ext = dest.extension().and_then(|e| e.to_str()).unwrap_or("");
+    // Held until this function returns (the lock goes with the file handle); left on disk, since removing it
+    // would let a waiter lock a file no newcomer sees.
+    let lock_path = dest.with_extension(format!("{ext}.lock"));
+    let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
+    lock.lock().map_err(io(&lock_path))?;
+    if dest.is_file() && sha256_file(dest).map_err(io(dest))?.starts_with(sha256_prefix) {
+        return Ok(()); // fetched by whoever held the lock before
+    }
+    let part = dest.with_extension(format!("{ext}.part"));
     let have = std::fs::metadata(&part).map(|m| m.len()).unwrap_or(0);
     let failed = |message: String| WeightsError::Download { url: url.to_string(), message };
     let agent: ureq::Agent = ureq::Agent::config_builder()
