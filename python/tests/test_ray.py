@@ -307,30 +307,37 @@ def test_concurrent_calls_share_the_streams_and_keep_their_results(weights, conf
         assert [plain(o) for o in pool.map(shared, batches)] == alone
 
 
-def test_the_entrys_actors_read_their_files_and_keep_each_rows_id(weights, config_320):
-    """The entry hands the actors paths and ids only: no read operator (no read task in a process beside the
-    actors), each row the id the driver gave its path (the same file under two ids too), and a file gone since the
-    listing a row with an error, not a failed job."""
+def test_the_entrys_reads_run_inside_its_actors(weights, config_320):
+    """The entry's read and predict fuse into one operator (ReadBinary->MapBatches): no read task in a process of
+    its own beside the actors (the fused read asks the actors' resources); each row the id the driver gave its
+    path, past 2**63 too."""
     import argparse
 
     args = argparse.Namespace(model=str(config_320), weights=str(weights), device="cpu", precision="f32", score_thr=None, batch=1,
                               actors=1, cpus_per_actor=0.5, gpus_per_actor=0, threads=1, streams=2)
-    coffee = str(IMAGES / "coffee_600x400.png")
-    present = [(coffee, 7), (str(IMAGES / "hopper_640x480.png"), 2**64 - 1), (coffee, 8), ("/nonexistent/000009.png", 9)]
+    present = [(str(IMAGES / "coffee_600x400.png"), 7), (str(IMAGES / "hopper_640x480.png"), 2**64 - 1)]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         ds = entry._pipeline(args, present, None)
         # Two streams: two calls at once in each actor.
         assert "max_concurrent_calls_per_actor=2" in repr(ds._logical_plan.dag.compute), ds._logical_plan.dag.compute
         out = ds.materialize()
-        rows = {int(r["image_id"]): r for r in out.take_all()}
-        assert sorted(rows) == [7, 8, 9, 2**64 - 1]
-        assert rows[7]["detections"] == rows[8]["detections"].replace('"image_id":8', '"image_id":7')
-        assert json.loads(rows[2**64 - 1]["detections"])[0]["image_id"] == 2**64 - 1
-        assert rows[9]["error"].startswith("/nonexistent/000009.png: ") and rows[9]["detections"] is None
-        assert "Read" not in out.stats() and "MapBatches(Predictor)" in out.stats(), out.stats()
+        rows = {r["path"]: r for r in out.take_all()}
+        assert {p: int(r["image_id"]) for p, r in rows.items()} == dict(present), "the paths as asked, with their ids"
+        assert json.loads(rows[present[1][0]]["detections"])[0]["image_id"] == 2**64 - 1
+        assert "ReadBinary->MapBatches(Predictor)" in out.stats(), out.stats()
     finally:
         ray.shutdown()
+
+
+def test_a_predictor_given_paths_alone_reads_the_files(weights, config_320):
+    """No bytes column: the Predictor reads each file (the binary's size limit), a missing one its row's error."""
+    kwargs = dict(model=str(config_320), weights=str(weights), device="cpu", threads=1)
+    coffee = IMAGES / "coffee_600x400.png"
+    out = plain(mrb_ray.Predictor(**kwargs)({"path": [str(coffee), "/nonexistent/000002.png"], "image_id": [5, 6]}))
+    with_bytes = plain(mrb_ray.Predictor(**kwargs)({"path": [str(coffee)], "bytes": [coffee.read_bytes()], "image_id": [5]}))
+    assert out["image_id"] == [5, 6] and out["detections"][0] == with_bytes["detections"][0]
+    assert out["error"][0] is None and out["error"][1].startswith("/nonexistent/000002.png: ") and out["detections"][1] is None
 
 
 def test_blocks_are_small_but_hold_a_network_batch():
@@ -409,3 +416,19 @@ def test_resume_refuses_a_damaged_results_file_and_skips_junk_done_lines(tmp_pat
     pathlib.Path(path + ".done").write_text("1\nabc\n1.5\n")
     assert ray_results.Results(path, resume=True).done == {1}
     assert json.loads(pathlib.Path(path).read_text()) == [{"image_id": 1, "score": 0.5}]
+
+
+def test_paths_ray_data_would_misread_are_rows_with_errors_and_an_input_twice_is_refused(tmp_path):
+    """Ray Data reads paths as URLs (a name cut at ';', '?' or '#') and as UTF-8 text; the driver skips such files
+    with the reason instead of failing the job or reading another file; the same file given twice is refused."""
+    for name in ("a?.png", "b#1.png", "c;.png"):
+        (tmp_path / name).write_bytes(b"x")
+        assert "rename it" in entry._readable(str(tmp_path / name))
+    odd = os.fsdecode(b"\xff.png")
+    (tmp_path / odd).write_bytes(b"x")
+    assert "not UTF-8" in entry._readable(str(tmp_path / odd))
+    assert entry._readable(str(IMAGES / "coffee_600x400.png")) is None
+    assert "No such file" in entry._readable(str(tmp_path / "gone.png"))
+    image = str(IMAGES / "coffee_600x400.png")
+    with pytest.raises(SystemExit, match="given twice"):
+        entry.main([image, image, "--json", str(tmp_path / "r.json")])

@@ -14,12 +14,16 @@ through the network together; each row comes out with ``path``, ``image_id``, ``
 results entries for that image, as JSON text, masks as RLE) and ``error`` (``None``, or the one-line message: a
 corrupt image is a row with an error, never a failed job).
 
-To have each actor read its own files (no read tasks beside the actors, no image bytes through the object store, a
-file that cannot be read a row with an error rather than a failed read: what the entry does), give it the paths
-alone, and whole blocks per call, capping the network's batch in the actor instead:
+To have each actor read its own files (no read tasks in processes beside the actors, no image bytes through the
+object store: what the entry does), give the read the actors' resources and hand each actor whole blocks, capping the
+network's batch in the actor instead; Ray Data then fuses the two (``ReadBinary->MapBatches(Predictor)``):
 
-    ds = ray.data.from_items([{"path": p} for p in paths])
+    ds = ray.data.read_binary_files(paths, include_paths=True, num_cpus=2)
     out = ds.map_batches(Predictor, fn_constructor_kwargs={..., "max_batch": 8}, concurrency=8, num_cpus=2, batch_size=None)
+
+A file Ray's read cannot open fails that job; given batches of paths alone (``ray.data.from_items([{"path": p} ...])``)
+the Predictor reads each file itself and such a file is a row with an error (5-9% slower than the fused read on a
+2-core machine: benches/logs/ray_throughput.txt, run 23).
 
 ``python -m mask_rcnn_burn.ray --images DIR --json OUT`` runs it end to end (see ``--help``).
 """

@@ -116,7 +116,7 @@ def _load_annotations(path: str, images_dir: str) -> tuple[list[tuple[str, int]]
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) or not isinstance(coco.get("categories", []), list):
         raise bad("not a COCO instances file: no 'images' list")
     is_int = lambda v, top: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < top  # noqa: E731
-    images, seen = [], set()
+    images, seen, names = [], set(), {}
     for n, image in enumerate(coco["images"]):
         if not isinstance(image, dict) or not is_int(image.get("id"), 2**64) or not isinstance(image.get("file_name"), str):
             raise bad(f"images[{n}] needs an integer id from 0 to 2**64 - 1 and a file_name")
@@ -128,6 +128,9 @@ def _load_annotations(path: str, images_dir: str) -> tuple[list[tuple[str, int]]
         if not name or pathlib.PurePath(name).is_absolute() or ".." in parts:
             raise bad(f"image {image_id}'s file_name `{name}` leaves the images folder (absolute, or with `..`)")
         images.append((os.path.join(images_dir, name), image_id))
+        if name in names:
+            raise bad(f"images {names[name]} and {image_id} have the same file_name `{name}`")
+        names[name] = image_id
     categories = []
     for n, c in enumerate(coco.get("categories", [])):
         if not isinstance(c, dict) or not is_int(c.get("id"), 2**32) or not isinstance(c.get("name"), str):
@@ -150,6 +153,11 @@ def _entries(args, annotations: list[tuple[str, int]] | None) -> list[tuple[str,
             paths.append(item)
         else:
             raise SystemExit(f"error: input {item} is neither a file nor a folder")
+    seen: set[str] = set()
+    for p in paths:
+        if os.path.realpath(p) in seen:
+            raise SystemExit(f"error: input {p} is given twice")
+        seen.add(os.path.realpath(p))
     ids = image_ids(paths)
     return [(p, ids[p]) for p in paths]
 
@@ -193,24 +201,38 @@ def _cpu_actors(args) -> bool:
 
 
 def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None):
-    """The entry's dataset: ``present``'s ``(path, image id)`` run through :class:`Predictor` actors, which read
-    the files themselves (a file that cannot be read is a row with an error, not a failed read; no read task in a
-    process beside the actors; no image bytes through the object store). The ids travel with the paths (an
-    unsigned 64-bit column), so each row gets the id the driver gave it."""
-    import pyarrow as pa
+    """The entry's dataset: ``present``'s ``(path, image id)`` read and run through :class:`Predictor` actors."""
     import ray
 
     blocks = _blocks(len(present), args.actors, args.batch)
-    table = pa.table({"path": pa.array([p for p, _ in present], pa.string()), "image_id": pa.array([i for _, i in present], pa.uint64())})
-    size = -(-len(present) // blocks)
-    ds = ray.data.from_arrow([table.slice(at, size) for at in range(0, len(present), size)])
+    # Read tasks that ask what the actors ask, and a whole block per call (batch_size=None; `--batch` caps the
+    # network's batch inside the actor): Ray Data then fuses the read into the actors (ReadBinary->MapBatches), so
+    # each actor reads its own files, with no read-task worker process beside it (on 2 cores, ~0.9 s of CPU importing
+    # ray.data) and no image bytes through the object store. (Handing the actors paths and ids instead, from_arrow,
+    # and reading in the Predictor was 5-9% slower: benches/logs/ray_throughput.txt, after run 23.)
+    resources = dict(num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor)
+    ds = ray.data.read_binary_files([p for p, _ in present], include_paths=True, override_num_blocks=blocks, **resources)
     kwargs = dict(model=args.model, weights=args.weights, device=args.device, precision=args.precision, score_thr=args.score_thr,
-                  threads=_actor_threads(args), category_ids=categories, max_batch=args.batch, streams=args.streams)
-    # With streams, as many calls at once as streams per actor (see Predictor's `streams`); a whole block per call
-    # (batch_size=None), `--batch` capping the network's batch inside the actor.
+                  threads=_actor_threads(args), image_ids=dict(present), category_ids=categories,
+                  max_batch=args.batch, streams=args.streams)
+    # With streams, as many calls at once as streams per actor (see Predictor's `streams`).
     concurrent = dict(max_concurrent_calls_per_actor=args.streams, enable_true_multi_threading=True) if args.streams > 1 and _cpu_actors(args) else {}
     return ds.map_batches(Predictor, fn_constructor_kwargs=kwargs, compute=ray.data.ActorPoolStrategy(size=args.actors, **concurrent),
-                          batch_size=None, batch_format="numpy", num_cpus=args.cpus_per_actor, num_gpus=args.gpus_per_actor)
+                          batch_size=None, batch_format="numpy", **resources)
+
+
+def _readable(path: str) -> str | None:
+    """Why Ray Data's read would fail the job on ``path``, or None: the driver's check, so such an image is a row
+    with an error (a file that vanishes between this check and the read still fails the job)."""
+    if not os.path.isfile(path):
+        return f"cannot read image {path}: No such file or directory"
+    if not os.access(path, os.R_OK):
+        return f"cannot read image {path}: Permission denied"
+    if not _utf8(path):
+        return "the file name is not UTF-8 (Ray Data holds paths as UTF-8 text): rename it"
+    if re.search(r"[;?#]", os.path.basename(path)):
+        return "Ray Data reads paths as URLs, and this name's ';', '?' or '#' would cut it: rename it"
+    return None
 
 
 def _utf8(path: str) -> bool:
@@ -270,55 +292,65 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     import ray
 
     ray.init(address=args.address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False, logging_level=logging.WARNING)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    if yield_driver:
-        _yield_to_workers()
-    start, failed = time.perf_counter(), 0
-    present, skipped = [], []
-    for p, i in todo:
-        if not os.path.isfile(p):
-            skipped.append((p, i, None, f"{p}: cannot read image {p}: No such file or directory"))
-        elif not _utf8(p):
-            skipped.append((p, i, None, f"{p!r}: the file name is not UTF-8 (Ray Data holds paths as UTF-8 text): rename it"))
-        else:
-            present.append((os.path.abspath(p), i))
-    for p, i, _, error in skipped:
-        print(f"skipped {error}", file=sys.stderr)
-        failed += 1
-    parquet.write([(p.encode("utf-8", "replace").decode(), i, d, e) for p, i, d, e in skipped])
-    if present:
-        for batch in _pipeline(args, present, categories).iter_batches(batch_size=None, batch_format="numpy"):
-            rows, done = [], []
-            for path, image_id, dets, error in zip(batch["path"], batch["image_id"], batch["detections"], batch["error"]):
-                # Missing values come back as None or NaN, depending on the block format.
-                error = error if isinstance(error, str) and error else None
-                dets = dets if isinstance(dets, str) else None
-                rows.append((str(path), int(image_id), dets, error))
-                if error:
-                    print(f"skipped {error}", file=sys.stderr)
-                    failed += 1
-                else:
-                    done.append((int(image_id), json.loads(dets)))
-            parquet.write(rows)
-            results.append(done)
-    elapsed = time.perf_counter() - start
-    print(f"{len(todo)} images in {elapsed:.1f} s ({(len(todo) - failed) / max(elapsed, 1e-9):.2f} images/s), {failed} failed")
-    print(f"wrote {args.json}")
-    if args.annotations:
-        try:
-            summary = json.loads(_native.evaluate(args.annotations, args.json))
-        except (Error, ValueError) as e:
-            raise SystemExit(f"error: {e}")
-        for name in ("bbox", "segm"):
-            print(f"\nCOCO {name}:")
-            for line in summary[name]["lines"]:
-                print(line)
-        if args.eval_json:
-            with open(args.eval_json, "w") as f:
-                json.dump({k: summary[k]["stats"] for k in ("bbox", "segm")}, f, indent=2)
-            print(f"wrote {args.eval_json}")
-    ray.shutdown()
+    try:
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False
+        context.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
+        if yield_driver:
+            _yield_to_workers()
+        start, failed = time.perf_counter(), 0
+        present, skipped = [], []
+        for p, i in todo:
+            why = _readable(p)
+            if why:
+                skipped.append((p, i, None, f"{p!r}: {why}" if not _utf8(p) else f"{p}: {why}"))
+            else:
+                # Absolute (an actor's working folder is not the driver's), one leading slash (Ray reads `//x` as
+                # a URL's host).
+                present.append(("/" + os.path.abspath(p).lstrip("/"), i))
+        for p, i, _, error in skipped:
+            print(f"skipped {error}", file=sys.stderr)
+            failed += 1
+        parquet.write([(p.encode("utf-8", "replace").decode(), i, d, e) for p, i, d, e in skipped])
+        # Each row must come back once, with the id asked for its path (a path Ray read otherwise is an error).
+        waiting = dict(present)
+        if present:
+            for batch in _pipeline(args, present, categories).iter_batches(batch_size=None, batch_format="numpy"):
+                rows, done = [], []
+                for path, image_id, dets, error in zip(batch["path"], batch["image_id"], batch["detections"], batch["error"]):
+                    # Missing values come back as None or NaN, depending on the block format.
+                    error = error if isinstance(error, str) and error else None
+                    dets = dets if isinstance(dets, str) else None
+                    if waiting.pop(str(path), None) != int(image_id):
+                        error, dets = f"{path}: Ray Data returned this path, which was not asked for (under this id)", None
+                    rows.append((str(path), int(image_id), dets, error))
+                    if error:
+                        print(f"skipped {error}", file=sys.stderr)
+                        failed += 1
+                    else:
+                        done.append((int(image_id), json.loads(dets)))
+                parquet.write(rows)
+                results.append(done)
+        for path, image_id in waiting.items():
+            print(f"skipped {path}: Ray Data returned no row for it", file=sys.stderr)
+            failed += 1
+        elapsed = time.perf_counter() - start
+        print(f"{len(todo)} images in {elapsed:.1f} s ({(len(todo) - failed) / max(elapsed, 1e-9):.2f} images/s), {failed} failed")
+        print(f"wrote {args.json}")
+        if args.annotations:
+            try:
+                summary = json.loads(_native.evaluate(args.annotations, args.json))
+            except (Error, ValueError) as e:
+                raise SystemExit(f"error: {e}")
+            for name in ("bbox", "segm"):
+                print(f"\nCOCO {name}:")
+                for line in summary[name]["lines"]:
+                    print(line)
+            if args.eval_json:
+                with open(args.eval_json, "w") as f:
+                    json.dump({k: summary[k]["stats"] for k in ("bbox", "segm")}, f, indent=2)
+                print(f"wrote {args.eval_json}")
+    finally:
+        ray.shutdown()
     return 3 if failed else 0
