@@ -183,7 +183,8 @@ class Result:
                 label without a category id.
         """
         ids = self._category_ids if category_ids is None else [int(c) for c in category_ids]
-        if not 0 <= int(image_id) < 2**64:
+        image_id = operator.index(image_id)  # TypeError for 1.9: an id is never rounded
+        if not 0 <= image_id < 2**64:
             raise ValueError(f"image_id must be from 0 to 2**64 - 1, got {image_id}")
         if any(not 0 <= c < 2**32 for c in ids):
             raise ValueError(f"category ids must be from 0 to 2**32 - 1, got {next(c for c in ids if not 0 <= c < 2**32)}")
@@ -294,7 +295,14 @@ class Detector:
         """Detects objects in a large image tile by tile, as SAHI does: overlapping ``slice`` (width, height) tiles at
         native resolution (``overlap``: a fraction of the tile, or (width, height) fractions), plus the whole image
         unless ``full_image=False``, merged by ``merge`` ("greedy-nmm", SAHI's default, "nmm" or "nms") where they
-        overlap by more than ``match_threshold`` of the smaller box ("ios") or of the union ("iou")."""
+        overlap by more than ``match_threshold`` of the smaller box ("ios") or of the union ("iou").
+
+        Raises:
+            ValueError: a ``slice`` side or ``max_detections`` below 1, or what the tiling refuses (an overlap
+                outside [0, 1), an unknown ``merge`` or ``match_metric``); ImageError, FileError: as :meth:`predict`.
+        """
+        if any(int(side) < 1 for side in slice) or (max_detections is not None and int(max_detections) < 1):
+            raise ValueError(f"slice sides and max_detections must be at least 1, got slice={tuple(slice)}, max_detections={max_detections}")
         ow, oh = (overlap, overlap) if isinstance(overlap, (int, float)) else overlap
         native = self._native.predict_sliced(
             *_input(image, channel_order), (int(slice[0]), int(slice[1])), (float(ow), float(oh)), bool(full_image),

@@ -84,6 +84,8 @@ def test_to_coco_equals_the_binarys_json(detector, infer_bin, weights, config_32
     for bad in (dict(image_id=-1), dict(image_id=2**64), dict(category_ids=[-1] * len(detector.classes))):
         with pytest.raises(ValueError, match="must be from 0"):
             res.to_coco(**bad)
+    with pytest.raises(TypeError):
+        res.to_coco(image_id=1.9)
 
 
 def test_arrays_and_bytes_equal_the_path(detector):
@@ -231,3 +233,6 @@ def test_sliced_prediction_tiles_a_large_image(detector):
         detector.predict_sliced(big, slice=(512, 512), overlap=1.0)
     with pytest.raises(ValueError):
         detector.predict_sliced(big, merge="average")
+    for bad in (dict(slice=(-1, 512)), dict(slice=(512, 0)), dict(max_detections=-1)):
+        with pytest.raises(ValueError, match="at least 1"):
+            detector.predict_sliced(big, **bad)
