@@ -50,6 +50,12 @@ __all__ = [
 __version__: str = _native.version()
 
 
+def _uint(value: Any, bits: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) from 0 to 2**bits - 1: what a COCO results entry holds as an
+    image id (64 bits) or a category id (32)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)) and 0 <= int(value) < 2**bits
+
+
 def models() -> list[str]:
     """The built-in model configs' aliases (``r50-2x``, ``x101-ws-2x``, ...); ``Detector`` also takes
     mmdetection's config names and TOML files."""
@@ -184,11 +190,12 @@ class Result:
         """
         ids = self._category_ids if category_ids is None else [int(c) for c in category_ids]
         image_id = operator.index(image_id)  # TypeError for 1.9: an id is never rounded
-        if not 0 <= image_id < 2**64:
+        if not _uint(image_id, 64):
             raise ValueError(f"image_id must be from 0 to 2**64 - 1, got {image_id}")
-        if any(not 0 <= c < 2**32 for c in ids):
-            raise ValueError(f"category ids must be from 0 to 2**32 - 1, got {next(c for c in ids if not 0 <= c < 2**32)}")
-        return json.loads(self._native.to_coco_json(int(image_id), ids))
+        bad = [c for c in ids if not _uint(c, 32)]
+        if bad:
+            raise ValueError(f"category ids must be from 0 to 2**32 - 1, got {bad[0]}")
+        return json.loads(self._native.to_coco_json(image_id, ids))
 
 
 class Detector:

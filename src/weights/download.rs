@@ -35,7 +35,8 @@ pub fn fetch(url: &str, dest: &Path, sha256_prefix: &str, progress: bool) -> Res
         let path = path.to_path_buf();
         move |source| WeightsError::Io { path: path.clone(), source }
     };
-    if dest.is_file() && sha256_file(dest).map_err(io(dest))?.starts_with(sha256_prefix) {
+    let present = || -> Result<bool, WeightsError> { Ok(dest.is_file() && sha256_file(dest).map_err(io(dest))?.starts_with(sha256_prefix)) };
+    if present()? {
         return Ok(());
     }
     if let Some(dir) = dest.parent() {
@@ -47,7 +48,7 @@ pub fn fetch(url: &str, dest: &Path, sha256_prefix: &str, progress: bool) -> Res
     let lock_path = dest.with_extension(format!("{ext}.lock"));
     let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(io(&lock_path))?;
     lock.lock().map_err(io(&lock_path))?;
-    if dest.is_file() && sha256_file(dest).map_err(io(dest))?.starts_with(sha256_prefix) {
+    if present()? {
         return Ok(()); // fetched by whoever held the lock before
     }
     let part = dest.with_extension(format!("{ext}.part"));

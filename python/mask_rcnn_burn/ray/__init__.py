@@ -41,7 +41,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .. import Detector, Error, _native, imread
+from .. import Detector, Error, _native, _uint, imread
 
 __all__ = ["Predictor", "image_ids", "path_id", "adapter_for_gpu"]
 
@@ -126,7 +126,7 @@ class Predictor:
         image_ids = None if image_ids is None else {key: _coco_id(value, f"image_ids[{key!r}]") for key, value in image_ids.items()}
         if category_ids is not None:
             category_ids = list(category_ids)
-            if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < 2**32 for c in category_ids):
+            if not all(_uint(c, 32) for c in category_ids):
                 raise ValueError(f"category ids must be integers from 0 to 2**32 - 1, got {category_ids}")
         threads = threads or _assigned_cpus()
         if threads:
@@ -231,7 +231,7 @@ def _decode(data: Any) -> Any:
 def _coco_id(value: Any, what: str) -> int:
     """``value`` as a COCO image id (an integer from 0 to 2**64 - 1: what a results entry holds), or a ValueError
     naming ``what``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= int(value) < 2**64:
+    if not _uint(value, 64):
         raise ValueError(f"{what} must be an integer from 0 to 2**64 - 1, got {value!r}")
     return int(value)
 

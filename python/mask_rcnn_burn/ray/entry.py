@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Sequence
 
-from .. import Detector, Error, _native
+from .. import Detector, Error, _native, _uint
 from . import Predictor, image_ids
 from .results import Results
 
@@ -115,17 +115,16 @@ def _load_annotations(path: str, images_dir: str) -> tuple[list[tuple[str, int]]
         raise bad(f"not a COCO instances file: {e}")
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list) or not isinstance(coco.get("categories", []), list):
         raise bad("not a COCO instances file: no 'images' list")
-    is_int = lambda v, top: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < top  # noqa: E731
     images, seen, names = [], set(), {}
     for n, image in enumerate(coco["images"]):
-        if not isinstance(image, dict) or not is_int(image.get("id"), 2**64) or not isinstance(image.get("file_name"), str):
+        if not isinstance(image, dict) or not _uint(image.get("id"), 64) or not isinstance(image.get("file_name"), str):
             raise bad(f"images[{n}] needs an integer id from 0 to 2**64 - 1 and a file_name")
         image_id, name = image["id"], image["file_name"]
         if image_id in seen:
             raise bad(f"image id {image_id} appears twice")
         seen.add(image_id)
-        parts = pathlib.PurePath(name).parts
-        if not name or pathlib.PurePath(name).is_absolute() or ".." in parts:
+        pure = pathlib.PurePath(name)
+        if not name or pure.is_absolute() or ".." in pure.parts:
             raise bad(f"image {image_id}'s file_name `{name}` leaves the images folder (absolute, or with `..`)")
         images.append((os.path.join(images_dir, name), image_id))
         if name in names:
@@ -133,17 +132,14 @@ def _load_annotations(path: str, images_dir: str) -> tuple[list[tuple[str, int]]
         names[name] = image_id
     categories = []
     for n, c in enumerate(coco.get("categories", [])):
-        if not isinstance(c, dict) or not is_int(c.get("id"), 2**32) or not isinstance(c.get("name"), str):
+        if not isinstance(c, dict) or not _uint(c.get("id"), 32) or not isinstance(c.get("name"), str):
             raise bad(f"categories[{n}] needs an integer id from 0 to 2**32 - 1 and a name")
         categories.append((c["name"], c["id"]))
     return images, categories
 
 
-def _entries(args, annotations: list[tuple[str, int]] | None) -> list[tuple[str, int]]:
-    """``(path, image id)`` of every image to run, as the binary finds them: ``annotations``' images, else the
-    inputs' files."""
-    if annotations is not None:
-        return annotations
+def _input_entries(args) -> list[tuple[str, int]]:
+    """``(path, image id)`` of the inputs' files (given, or in the folders given), as the binary finds them."""
     paths: list[str] = []
     for item in args.inputs + ([args.images] if args.images else []):
         if os.path.isdir(item):
@@ -155,9 +151,10 @@ def _entries(args, annotations: list[tuple[str, int]] | None) -> list[tuple[str,
             raise SystemExit(f"error: input {item} is neither a file nor a folder")
     seen: set[str] = set()
     for p in paths:
-        if os.path.realpath(p) in seen:
+        real = os.path.realpath(p)
+        if real in seen:
             raise SystemExit(f"error: input {p} is given twice")
-        seen.add(os.path.realpath(p))
+        seen.add(real)
     ids = image_ids(paths)
     return [(p, ids[p]) for p in paths]
 
@@ -222,16 +219,17 @@ def _pipeline(args, present: list[tuple[str, int]], categories: list[int] | None
 
 
 def _readable(path: str) -> str | None:
-    """Why Ray Data's read would fail the job on ``path``, or None: the driver's check, so such an image is a row
-    with an error (a file that vanishes between this check and the read still fails the job)."""
+    """Why Ray Data's read would fail the job on ``path`` (the row's one-line error), or None: the driver's check,
+    so such an image is a row with an error (a file that vanishes between this check and the read still fails the
+    job)."""
     if not os.path.isfile(path):
-        return f"cannot read image {path}: No such file or directory"
+        return f"{path}: cannot read image {path}: No such file or directory"
     if not os.access(path, os.R_OK):
-        return f"cannot read image {path}: Permission denied"
+        return f"{path}: cannot read image {path}: Permission denied"
     if not _utf8(path):
-        return "the file name is not UTF-8 (Ray Data holds paths as UTF-8 text): rename it"
+        return f"{path!r}: the file name is not UTF-8 (Ray Data holds paths as UTF-8 text): rename it"
     if re.search(r"[;?#]", os.path.basename(path)):
-        return "Ray Data reads paths as URLs, and this name's ';', '?' or '#' would cut it: rename it"
+        return f"{path}: Ray Data reads paths as URLs, and this name's ';', '?' or '#' would cut it: rename it"
     return None
 
 
@@ -275,7 +273,7 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
     args = ap.parse_args(argv)
     _check_args(ap, args)
     images, cats = _load_annotations(args.annotations, args.images) if args.annotations else (None, None)
-    entries = _entries(args, images)
+    entries = images if images is not None else _input_entries(args)
     # The model, weights and score threshold checked here, once (a bad one would fail every actor), on the CPU (the
     # driver may have no GPU; the device is the actors'); with no --weights this also downloads the checkpoint.
     try:
@@ -304,7 +302,7 @@ def main(argv: Sequence[str] | None = None, *, yield_driver: bool = False) -> in
         for p, i in todo:
             why = _readable(p)
             if why:
-                skipped.append((p, i, None, f"{p!r}: {why}" if not _utf8(p) else f"{p}: {why}"))
+                skipped.append((p, i, None, why))
             else:
                 # Absolute (an actor's working folder is not the driver's), one leading slash (Ray reads `//x` as
                 # a URL's host).

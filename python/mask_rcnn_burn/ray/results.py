@@ -7,6 +7,8 @@ import json
 import os
 import pathlib
 
+from .. import _uint
+
 
 class Results:
     """``[``, entries, ``]``, the closing bracket rewritten at each append (an append costs its own entries, not the
@@ -70,13 +72,9 @@ def _entries(path: str) -> list[dict]:
         if text.rstrip().endswith("]") or not text.lstrip().startswith("["):
             raise SystemExit(f"{bad} ({e})")
         entries = _before_the_cut(text)
-    if not isinstance(entries, list) or not all(isinstance(r, dict) and _is_id(r.get("image_id")) for r in entries):
+    if not isinstance(entries, list) or not all(isinstance(r, dict) and _uint(r.get("image_id"), 64) for r in entries):
         raise SystemExit(f"{bad} (every entry must be an object with an integer image_id)")
     return entries
-
-
-def _is_id(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
 
 
 def _before_the_cut(text: str) -> list:
